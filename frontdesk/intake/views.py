@@ -1,0 +1,152 @@
+"""``POST /webhooks/stripe``: verify, store the event and its jobs in one transaction, answer.
+
+Nothing here calls a provider: the answer comes in milliseconds and a 200 means the event and
+the work it causes are durably stored. Every request leaves an IntakeLog row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from frontdesk.intake import signature
+from frontdesk.intake.models import Event, IntakeLog
+from frontdesk.intake.processing import HANDLED_TYPES
+from frontdesk.ledger.enqueue import enqueue
+from frontdesk.logs import bound, get_logger
+
+log = get_logger(__name__)
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _parse(body: bytes) -> dict[str, object]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "invalid_json", "the body is not a JSON object")
+    if data.get("object") == "v2.core.event":
+        raise Rejected(400, "thin_event", "thin events are not supported on this endpoint; use a snapshot endpoint")
+    for field in ("id", "type"):
+        if not isinstance(data.get(field), str) or not data.get(field):
+            raise Rejected(400, f"missing_{field}", f"the event has no '{field}'")
+    return data
+
+
+def _created(data: dict[str, object]) -> datetime | None:
+    value = data.get("created")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**33:
+        return datetime.fromtimestamp(value, tz=UTC)
+    return None
+
+
+def _mode_mismatch(livemode: bool) -> bool:
+    key = settings.STRIPE_API_KEY
+    if not key:
+        return False
+    return livemode != key.startswith(("sk_live_", "rk_live_"))
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    started = time.perf_counter()
+    received_at = timezone.now()
+    correlation_id = uuid.uuid4().hex
+    entry = IntakeLog(provider="stripe", received_at=received_at, source_ip=_client_ip(request),
+                      correlation_id=correlation_id)
+    with bound(correlation_id=correlation_id):
+        try:
+            data, body = _verify(request)
+            entry.event_id, entry.event_type = str(data["id"])[:255], str(data["type"])[:100]
+            outcome = _store(data, body, received_at, correlation_id, entry, started)
+        except Rejected as exc:
+            return _answer(entry, started, exc.status, exc.reason, {"error": exc.reason, "detail": exc.detail})
+        except DatabaseError:
+            log.exception("intake_database_error")
+            # 503 makes Stripe retry later; nothing was stored.
+            return _answer(entry, started, 503, "database_unavailable",
+                           {"error": "database_unavailable", "detail": "try again later"}, write_log=False)
+        return JsonResponse({"status": outcome, "event": entry.event_id, "correlation_id": correlation_id})
+
+
+def _verify(request: HttpRequest) -> tuple[dict[str, object], bytes]:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit():
+        raise Rejected(400, "bad_content_length", "the Content-Length header is not a number")
+    if int(declared) > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise Rejected(413, "body_too_large", f"the body is over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+    body = request.read(settings.WEBHOOK_MAX_BODY_BYTES + 1)
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise Rejected(413, "body_too_large", f"the body is over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+    try:
+        signature.verify(body, request.META.get("HTTP_STRIPE_SIGNATURE"), settings.STRIPE_WEBHOOK_SECRETS,
+                         settings.WEBHOOK_TOLERANCE_SECONDS)
+    except signature.SignatureError as exc:
+        raise Rejected(400, exc.reason, str(exc)) from None
+    return _parse(body), body
+
+
+def _store(data: dict[str, object], body: bytes, received_at: datetime, correlation_id: str,
+           entry: IntakeLog, started: float) -> str:
+    livemode = bool(data.get("livemode", False))
+    if _mode_mismatch(livemode):
+        status, reason = Event.IGNORED, "livemode_mismatch"
+    elif data["type"] in HANDLED_TYPES:
+        status, reason = Event.RECEIVED, ""
+    else:
+        status, reason = Event.IGNORED, "unhandled_type"
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                provider="stripe", event_id=entry.event_id, type=entry.event_type, created=_created(data),
+                livemode=livemode, received_at=received_at, correlation_id=correlation_id,
+                payload=body.decode("utf-8"), status=status, status_reason=reason,
+            )
+            if status == Event.RECEIVED:
+                enqueue("stripe.process_event", "stripe", idempotency_key=f"stripe:event:{event.event_id}",
+                        correlation_id=correlation_id, event_id=event.pk)
+            entry.status_code, entry.reason = 200, "ignored" if reason else "accepted"
+            entry.latency_ms = (time.perf_counter() - started) * 1000
+            entry.save()
+    except IntegrityError:
+        # Stripe delivers some events more than once (stripe.md §2): already stored.
+        _answer(entry, started, 200, "duplicate", {})
+        log.info("webhook_duplicate", event_type=entry.event_type)
+        return "duplicate"
+    log.info("webhook_stored", event_type=entry.event_type, ignored=reason or None)
+    return "ignored" if reason else "stored"
+
+
+def _answer(entry: IntakeLog, started: float, status: int, reason: str, body: dict[str, object],
+            write_log: bool = True) -> JsonResponse:
+    entry.pk = None
+    entry.status_code, entry.reason = status, reason
+    entry.latency_ms = (time.perf_counter() - started) * 1000
+    if write_log:
+        try:
+            entry.save()
+        except DatabaseError:
+            log.exception("intake_log_failed")
+    if status != 200:
+        log.warning("webhook_rejected", status=status, reason=reason)
+    return JsonResponse(body, status=status)

@@ -1,0 +1,57 @@
+"""Adding jobs to the ledger, always inside the caller's transaction, so the cause (an event,
+an entitlement change) and its jobs commit together or not at all."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from frontdesk.ledger.models import Job, JobState
+
+SYNC_KINDS = {"circle": "circle.sync", "kit": "kit.sync"}
+
+
+def enqueue(kind: str, provider: str, *, idempotency_key: str, correlation_id: str,
+            customer_id: int | None = None, event_id: int | None = None,
+            concurrency_key: str | None = None, run_at: datetime | None = None) -> Job | None:
+    """Create a job unless one with this idempotency key (or a waiting one with this
+    concurrency key) exists. Returns the new job, or None when nothing was added."""
+    now = timezone.now()
+    max_age = float(settings.PROVIDERS.get(provider, {}).get("retry_max_age", 3 * 24 * 3600))  # type: ignore[arg-type]
+    try:
+        with transaction.atomic():  # a savepoint: a lost race must not spoil the caller's transaction
+            return Job.objects.create(
+                kind=kind, provider=provider, idempotency_key=idempotency_key,
+                correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
+                concurrency_key=concurrency_key, run_at=run_at or now,
+                deadline=now + timedelta(seconds=max_age),
+            )
+    except IntegrityError:
+        return None
+
+
+def sync_key(provider: str, customer_id: int) -> str:
+    return f"{provider}:customer:{customer_id}"
+
+
+def request_sync(provider: str, customer_id: int, *, correlation_id: str, cause: str,
+                 event_id: int | None = None) -> Job | None:
+    """Ask for one customer's state in ``provider`` to be converged.
+
+    A sync job reads the desired state when it runs, so a waiting one already covers this
+    change. A running one may have read the state before this transaction commits: flag it,
+    and its worker queues a follow-up when it finishes. The UPDATE takes the job's row lock,
+    so it waits for a concurrent claim or completion and then sees the job's real state.
+    """
+    key = sync_key(provider, customer_id)
+    flagged = Job.objects.filter(
+        concurrency_key=key, state__in=(JobState.QUEUED, JobState.RETRYING, JobState.RUNNING)
+    ).update(rerun_requested=True)
+    if flagged:
+        return None
+    return enqueue(SYNC_KINDS[provider], provider, idempotency_key=f"{key}:{cause}",
+                   correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
+                   concurrency_key=key)

@@ -1,0 +1,180 @@
+"""Django settings, read from the environment only (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from frontdesk import conf
+from frontdesk.conf import ConfigError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("FRONTDESK_VAR_DIR", BASE_DIR / "var"))
+
+ENVIRONMENT = conf.choice("FRONTDESK_ENV", "development", ("development", "production"))
+PRODUCTION = ENVIRONMENT == "production"
+
+# A fixed key is fine for a development sandbox and refused in production (check below).
+DEV_SECRET_KEY = "frontdesk-development-key-not-for-production"
+SECRET_KEY = conf.secret("FRONTDESK_SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = conf.flag("FRONTDESK_DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get(
+    "FRONTDESK_ALLOWED_HOSTS", "" if PRODUCTION else "*").split(",") if h.strip()]
+
+# --- Providers --------------------------------------------------------------------------
+STRIPE_WEBHOOK_SECRETS = conf.secret_list("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_KEY = conf.secret("STRIPE_API_KEY")
+STRIPE_API_URL = conf.url("STRIPE_API_URL", "https://api.stripe.com")
+CIRCLE_API_TOKEN = conf.secret("CIRCLE_API_TOKEN")
+CIRCLE_API_URL = conf.url("CIRCLE_API_URL", "https://app.circle.so")
+KIT_API_KEY = conf.secret("KIT_API_KEY")
+KIT_API_URL = conf.url("KIT_API_URL", "https://api.kit.com")
+FRONTDESK_RULES = os.environ.get("FRONTDESK_RULES", "")
+
+# Stripe's documented default tolerance; applied in both directions (stripe.md §1.2 trap 3).
+WEBHOOK_TOLERANCE_SECONDS = conf.integer("FRONTDESK_WEBHOOK_TOLERANCE", 300, minimum=1)
+WEBHOOK_MAX_BODY_BYTES = 256 * 1024
+
+# Delivery policy per provider. Rate limits are the providers' documented ones
+# (kit.md §3, circle.md §4); Stripe's read limit is 25/s in sandbox (stripe.md §8.3).
+PROVIDERS: dict[str, dict[str, object]] = {
+    name: {
+        "rate_limit": conf.rate(f"{name.upper()}_RATE_LIMIT", default_rate),
+        "retry_max_age": conf.number(f"{name.upper()}_RETRY_MAX_AGE", 3 * 24 * 3600, minimum=1),
+    }
+    for name, default_rate in (("circle", "2000/300"), ("kit", "120/60"), ("stripe", "20/1"))
+}
+RETRY_BASE_SECONDS = conf.number("FRONTDESK_RETRY_BASE", 10.0, minimum=0.001)
+RETRY_CAP_SECONDS = conf.number("FRONTDESK_RETRY_CAP", 3600.0, minimum=0.001)
+CIRCUIT_THRESHOLD = conf.integer("FRONTDESK_CIRCUIT_THRESHOLD", 5, minimum=1)
+CIRCUIT_COOLDOWN_SECONDS = conf.number("FRONTDESK_CIRCUIT_COOLDOWN", 30.0, minimum=0.01)
+AUTH_PAUSE_SECONDS = conf.number("FRONTDESK_AUTH_PAUSE", 300.0, minimum=0.01)
+LEASE_SECONDS = conf.number("FRONTDESK_LEASE_SECONDS", 60.0, minimum=1)
+HTTP_TIMEOUT_SECONDS = conf.number("FRONTDESK_HTTP_TIMEOUT", 10.0, minimum=0.01)
+WORKER_POLL_SECONDS = conf.number("FRONTDESK_WORKER_POLL", 1.0, minimum=0.01)
+
+# With no provider credentials in development, frontdesk runs against local fakes of Stripe,
+# Circle and Kit (the sandbox), which `frontdesk run` starts on fixed ports.
+SANDBOX = not PRODUCTION and not (STRIPE_API_KEY or CIRCLE_API_TOKEN or KIT_API_KEY)
+SANDBOX_PORT = conf.integer("FRONTDESK_SANDBOX_PORT", 8101, minimum=1)
+SANDBOX_WEBHOOK_SECRET = "whsec_frontdesk_sandbox"  # public on purpose: sandbox only
+if SANDBOX:
+    CIRCLE_API_URL, CIRCLE_API_TOKEN = f"http://127.0.0.1:{SANDBOX_PORT}", "circle-test-token"
+    KIT_API_URL, KIT_API_KEY = f"http://127.0.0.1:{SANDBOX_PORT + 1}", "kit-test-key"
+    STRIPE_API_URL, STRIPE_API_KEY = f"http://127.0.0.1:{SANDBOX_PORT + 2}", "sk_test_frontdesk"
+    STRIPE_WEBHOOK_SECRETS = STRIPE_WEBHOOK_SECRETS or [SANDBOX_WEBHOOK_SECRET]
+
+
+def _production_problems() -> list[str]:
+    problems = []
+    if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY:
+        problems.append("FRONTDESK_SECRET_KEY is missing or the development default; set a long random value.")
+    elif len(SECRET_KEY) < 32:
+        problems.append("FRONTDESK_SECRET_KEY is shorter than 32 characters.")
+    if DEBUG:
+        problems.append("FRONTDESK_DEBUG must be false in production.")
+    if not STRIPE_WEBHOOK_SECRETS:
+        problems.append("STRIPE_WEBHOOK_SECRET is missing; copy the endpoint's whsec_… signing secret.")
+    if not ALLOWED_HOSTS:
+        problems.append("FRONTDESK_ALLOWED_HOSTS is missing; list the host names the service answers on.")
+    return problems
+
+
+if PRODUCTION and (_problems := _production_problems()):
+    raise ConfigError("FRONTDESK_ENV=production refuses to start: " + " ".join(_problems))
+
+# --- Django -----------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "frontdesk.rules",
+    "frontdesk.customers",
+    "frontdesk.intake",
+    "frontdesk.ledger",
+    "frontdesk.ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "frontdesk.urls"
+WSGI_APPLICATION = "frontdesk.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _database() -> dict[str, object]:
+    default_sqlite = f"sqlite:///{VAR_DIR / 'frontdesk.sqlite3'}"
+    raw = os.environ.get("DATABASE_URL", default_sqlite)
+    try:
+        db = dj_database_url.parse(raw, conn_max_age=0)
+    except Exception as exc:  # the library raises several types for a bad URL
+        raise ConfigError(f"DATABASE_URL is not a valid database URL ({exc}).") from None
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        Path(str(db["NAME"])).parent.mkdir(parents=True, exist_ok=True)
+        db["OPTIONS"] = {
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on
+            # busy_timeout instead of failing mid-transaction with "database is locked".
+            "transaction_mode": "IMMEDIATE",
+            # synchronous=FULL: a 200 to Stripe means the event survived a power loss.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=20000;",
+            "timeout": 20,
+        }
+        # Tests run separate worker processes, so the test database must be a file.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        db["TEST"] = {"NAME": str(VAR_DIR / f"test-{worker}.sqlite3")}
+    elif db["ENGINE"] == "django.db.backends.postgresql":
+        db.setdefault("OPTIONS", {})
+        db["CONN_HEALTH_CHECKS"] = True
+    else:
+        raise ConfigError(f"DATABASE_URL uses {db['ENGINE']}; only SQLite and PostgreSQL are supported.")
+    return db
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING_CONFIG = None  # frontdesk.logs configures logging (structured JSON)
+LOG_LEVEL = os.environ.get("FRONTDESK_LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = conf.choice("FRONTDESK_LOG_FORMAT", "json" if PRODUCTION else "console", ("json", "console"))
+
+from frontdesk.logs import configure_logging  # noqa: E402  (needs the settings above)
+
+configure_logging(LOG_LEVEL, LOG_FORMAT)
