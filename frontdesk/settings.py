@@ -39,17 +39,22 @@ WEBHOOK_MAX_BODY_BYTES = 256 * 1024
 
 # Delivery policy per provider. Rate limits are the providers' documented ones
 # (kit.md §3, circle.md §4); Stripe's read limit is 25/s in sandbox (stripe.md §8.3).
+# A 429 without Retry-After waits RATE_LIMIT_WAIT: Kit's "a wait of up to 60 seconds resets
+# the limit" (kit.md §2–3); Circle documents no header either (circle.md §4).
 PROVIDERS: dict[str, dict[str, object]] = {
     name: {
         "rate_limit": conf.rate(f"{name.upper()}_RATE_LIMIT", default_rate),
         "retry_max_age": conf.number(f"{name.upper()}_RETRY_MAX_AGE", 3 * 24 * 3600, minimum=1),
+        "rate_limit_wait": conf.number(f"{name.upper()}_RATE_LIMIT_WAIT", default_wait, minimum=0),
     }
-    for name, default_rate in (("circle", "2000/300"), ("kit", "120/60"), ("stripe", "20/1"))
+    for name, default_rate, default_wait in (
+        ("circle", "2000/300", 60.0), ("kit", "120/60", 60.0), ("stripe", "20/1", 1.0))
 }
 RETRY_BASE_SECONDS = conf.number("FRONTDESK_RETRY_BASE", 10.0, minimum=0.001)
 RETRY_CAP_SECONDS = conf.number("FRONTDESK_RETRY_CAP", 3600.0, minimum=0.001)
 CIRCUIT_THRESHOLD = conf.integer("FRONTDESK_CIRCUIT_THRESHOLD", 5, minimum=1)
 CIRCUIT_COOLDOWN_SECONDS = conf.number("FRONTDESK_CIRCUIT_COOLDOWN", 30.0, minimum=0.01)
+CIRCUIT_MAX_COOLDOWN_SECONDS = conf.number("FRONTDESK_CIRCUIT_MAX_COOLDOWN", 600.0, minimum=0.01)
 AUTH_PAUSE_SECONDS = conf.number("FRONTDESK_AUTH_PAUSE", 300.0, minimum=0.01)
 LEASE_SECONDS = conf.number("FRONTDESK_LEASE_SECONDS", 60.0, minimum=1)
 HTTP_TIMEOUT_SECONDS = conf.number("FRONTDESK_HTTP_TIMEOUT", 10.0, minimum=0.01)

@@ -22,6 +22,7 @@ FAST = {  # retry and breaker timings shrunk so recovery paths run in seconds
     "FRONTDESK_RETRY_BASE": "0.05", "FRONTDESK_RETRY_CAP": "0.4", "FRONTDESK_CIRCUIT_COOLDOWN": "0.3",
     "FRONTDESK_AUTH_PAUSE": "0.5", "FRONTDESK_WORKER_POLL": "0.05",
     "CIRCLE_RATE_LIMIT": "1000/1", "KIT_RATE_LIMIT": "1000/1", "STRIPE_RATE_LIMIT": "1000/1",
+    "CIRCLE_RATE_LIMIT_WAIT": "0.3", "KIT_RATE_LIMIT_WAIT": "0.3", "STRIPE_RATE_LIMIT_WAIT": "0.3",
 }
 
 
@@ -33,7 +34,8 @@ def fast_settings(settings: Any) -> None:
     settings.CIRCUIT_COOLDOWN_SECONDS = 0.3
     settings.AUTH_PAUSE_SECONDS = 0.5
     settings.WORKER_POLL_SECONDS = 0.05
-    settings.PROVIDERS = {p: {"rate_limit": (1000, 1.0), "retry_max_age": 3600.0} for p in ("circle", "kit", "stripe")}
+    settings.PROVIDERS = {p: {"rate_limit": (1000, 1.0), "retry_max_age": 3600.0, "rate_limit_wait": 0.3}
+                          for p in ("circle", "kit", "stripe")}
 
 
 @pytest.fixture

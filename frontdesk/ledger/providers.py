@@ -59,15 +59,14 @@ def record_success(provider: str) -> None:
 
 def record_transient(provider: str, reason: str, message: str) -> None:
     """Count a transient failure; at the threshold, open the circuit (doubling the cooldown
-    each time a probe fails, up to RETRY_CAP)."""
+    each time a probe fails, up to CIRCUIT_MAX_COOLDOWN)."""
     state(provider)
     ProviderState.objects.filter(provider=provider).update(consecutive_failures=F("consecutive_failures") + 1)
     row = ProviderState.objects.get(provider=provider)
     if row.consecutive_failures < settings.CIRCUIT_THRESHOLD:
         return
-    cooldown = min(settings.RETRY_CAP_SECONDS,
-                   row.cooldown_seconds * 2 if row.status == ProviderState.CIRCUIT_OPEN else settings.CIRCUIT_COOLDOWN_SECONDS)
-    cooldown = max(cooldown, settings.CIRCUIT_COOLDOWN_SECONDS)
+    doubled = row.cooldown_seconds * 2 if row.status == ProviderState.CIRCUIT_OPEN else 0
+    cooldown = min(settings.CIRCUIT_MAX_COOLDOWN_SECONDS, max(doubled, settings.CIRCUIT_COOLDOWN_SECONDS))
     block(provider, ProviderState.CIRCUIT_OPEN, reason, message, cooldown)
 
 

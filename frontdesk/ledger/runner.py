@@ -27,9 +27,6 @@ from frontdesk.redact import redact
 
 log = get_logger(__name__)
 
-# Kit's 429 carries no Retry-After; "a wait of up to 60 seconds resets the limit" (kit.md §3).
-DEFAULT_RATE_LIMIT_WAIT = {"kit": 60.0}
-
 
 def execute(job: Job, worker_id: str) -> str:
     """Run ``job`` (already claimed by ``worker_id``); return its new state."""
@@ -84,7 +81,9 @@ def _failed(job: Job, worker_id: str, attempt: Attempt, started: float, exc: Pro
         return _complete(job, worker_id, JobState.NEEDS_REVIEW, reason=exc.reason, error=exc.message)
     _finish_attempt(attempt, started, "transient", exc.reason, exc.message)
     if exc.kind == RATE_LIMITED:
-        wait = exc.retry_after if exc.retry_after is not None else DEFAULT_RATE_LIMIT_WAIT.get(job.provider, 0.0)
+        # Stop the whole lane, not only this job: every request with this key would get a 429.
+        wait = exc.retry_after if exc.retry_after is not None else float(
+            settings.PROVIDERS[job.provider]["rate_limit_wait"])  # type: ignore[arg-type]
         if wait:
             providers.block(job.provider, "rate_limited", exc.reason, exc.message, wait)
     else:
