@@ -223,3 +223,23 @@ def test_rejected_webhooks_cause_no_provider_call(client: Any, fakes: Any, rules
     drain()
     assert not Job.objects.exists()
     assert fakes.circle.calls == [] and fakes.kit.calls == [] and fakes.stripe.calls == []
+
+
+def test_two_events_for_a_new_guest_create_one_customer(client: Any, fakes: Any, rules: Any) -> None:
+    for price in ("price_community", "price_community"):
+        session = se.checkout_session("guest@example.com", line_items=[se.line_item(price, "prod_course")])
+        signed_post(client, se.event("checkout.session.completed", session))
+    drain()
+    assert Customer.objects.count() == 1
+    assert sorted(Entitlement.objects.values_list("name", flat=True)) == ["community", "community", "course", "course"]
+    assert len(fakes.circle.calls_to("/api/admin/v2/community_members", "POST")) == 1
+
+
+def test_an_existing_kit_subscriber_gets_the_fields_and_tags(client: Any, fakes: Any, rules: Any) -> None:
+    fakes.kit.add_subscriber("known@example.com", first_name="Known", fields={"plan": "free"})
+    buy(client, "known@example.com")
+    drain()
+    subscriber = fakes.kit.subscriber("known@example.com")
+    assert subscriber["fields"]["plan"] == "community"
+    assert subscriber["tag_ids"] == {501, 502}
+    assert len([s for s in fakes.kit.state()["subscribers"] if s["email_address"] == "known@example.com"]) == 1

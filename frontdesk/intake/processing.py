@@ -16,6 +16,7 @@ from django.utils import timezone
 from frontdesk.connectors.http import PERMANENT, ProviderError
 from frontdesk.connectors.stripe.client import StripeClient
 from frontdesk.customers.access import find_or_create_customer, grant
+from frontdesk.customers.locks import lock_person
 from frontdesk.intake import purchases
 from frontdesk.intake.models import Event
 from frontdesk.ledger.enqueue import SYNC_KINDS, request_sync
@@ -66,6 +67,7 @@ def run(job: Job) -> None:
     for item in purchase.items:
         names |= entitlements_for(rules.parsed, item.price, item.product, item.lookup_key)
     with transaction.atomic():
+        lock_person(purchase.email)
         customer = find_or_create_customer(purchase.email, purchase.stripe_customer_id, purchase.name)
         changed = grant(customer, names, purchase.source_type, purchase.source_id, rules, event.event_id)
         if changed:

@@ -21,6 +21,11 @@ def run(job: Job) -> None:
             subscriber = kit.upsert_subscriber(customer.email, customer.name.split(" ")[0], desired["fields"])
             account.external_id, account.email = str(subscriber.get("id", "")), customer.email
             email = customer.email
+            # An existing subscriber answers 200 and keeps its fields (kit.md §5: the upsert
+            # "updates the first name"), so set them explicitly when they differ.
+            current = {k: v for k, v in (subscriber.get("fields") or {}).items() if k in desired["fields"]}
+            if current != desired["fields"]:
+                kit.update_subscriber(account.external_id, fields=desired["fields"])
             save_applied(account, "fields", dict(desired["fields"]))
         elif account.applied.get("fields", {}) != desired["fields"]:
             merged = {**{k: "" for k in account.applied.get("fields", {})}, **desired["fields"]}
