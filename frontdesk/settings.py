@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -72,6 +73,37 @@ if SANDBOX:
     STRIPE_WEBHOOK_SECRETS = STRIPE_WEBHOOK_SECRETS or [SANDBOX_WEBHOOK_SECRET]
 
 
+# --- Alerts, metrics, retention ------------------------------------------------------------
+ALERTS: dict[str, Any] = {
+    "interval": conf.number("FRONTDESK_ALERT_INTERVAL", 15.0, minimum=1),
+    "repeat": conf.number("FRONTDESK_ALERT_REPEAT", 3600.0, minimum=1),
+    "failure_rate": conf.number("FRONTDESK_ALERT_FAILURE_RATE", 0.02, minimum=0),
+    "failure_window": conf.number("FRONTDESK_ALERT_FAILURE_WINDOW", 900.0, minimum=60),
+    "failure_min_attempts": conf.integer("FRONTDESK_ALERT_FAILURE_MIN_ATTEMPTS", 5, minimum=1),
+    "silence": conf.number("FRONTDESK_ALERT_SILENCE", 6 * 3600.0, minimum=0),
+    "rejected_signatures": conf.integer("FRONTDESK_ALERT_REJECTED_SIGNATURES", 5, minimum=1),
+    "review_jobs": conf.integer("FRONTDESK_ALERT_REVIEW_JOBS", 1, minimum=1),
+    "queue_depth": conf.integer("FRONTDESK_ALERT_QUEUE_DEPTH", 1000, minimum=1),
+    "queue_age": conf.number("FRONTDESK_ALERT_QUEUE_AGE", 600.0, minimum=1),
+    "slack_url": conf.secret("FRONTDESK_ALERT_SLACK_URL"),
+    "webhook_url": os.environ.get("FRONTDESK_ALERT_WEBHOOK_URL", "").strip(),
+    "webhook_secret": conf.secret("FRONTDESK_ALERT_WEBHOOK_SECRET"),
+    "email_to": [a.strip() for a in os.environ.get("FRONTDESK_ALERT_EMAIL_TO", "").split(",") if a.strip()],
+    "email_from": os.environ.get("FRONTDESK_EMAIL_FROM", "frontdesk@localhost"),
+    "smtp_url": conf.secret("FRONTDESK_SMTP_URL", "smtp://localhost:25"),
+}
+if ALERTS["webhook_url"] and not ALERTS["webhook_secret"].startswith("whsec_"):
+    raise ConfigError("FRONTDESK_ALERT_WEBHOOK_SECRET must be set to whsec_<base64> when FRONTDESK_ALERT_WEBHOOK_URL is.")
+if not str(ALERTS["smtp_url"]).startswith(("smtp://", "smtps://", "smtp+starttls://")):
+    raise ConfigError("FRONTDESK_SMTP_URL must start with smtp://, smtps:// or smtp+starttls://.")
+METRICS_TOKEN = conf.secret("FRONTDESK_METRICS_TOKEN")
+RETENTION_DAYS = {
+    "payloads": conf.integer("FRONTDESK_RETAIN_PAYLOADS_DAYS", 30, minimum=1),
+    "intake_log": conf.integer("FRONTDESK_RETAIN_INTAKE_LOG_DAYS", 30, minimum=1),
+    "finished_jobs": conf.integer("FRONTDESK_RETAIN_JOBS_DAYS", 90, minimum=1),
+}
+
+
 def _production_problems() -> list[str]:
     problems = []
     if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY:
@@ -102,6 +134,8 @@ INSTALLED_APPS = [
     "frontdesk.intake",
     "frontdesk.ledger",
     "frontdesk.ops",
+    "frontdesk.audit",
+    "frontdesk.alerts",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +209,15 @@ CSRF_COOKIE_SECURE = PRODUCTION
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Production runs behind a TLS-terminating reverse proxy (docs/deploy.md) that sets
+# X-Forwarded-Proto; health probes from inside the network stay on plain HTTP.
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = conf.flag("FRONTDESK_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = conf.integer("FRONTDESK_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = conf.flag("FRONTDESK_HSTS_PRELOAD", False)
 
 LOGGING_CONFIG = None  # frontdesk.logs configures logging (structured JSON)
 LOG_LEVEL = os.environ.get("FRONTDESK_LOG_LEVEL", "INFO").upper()

@@ -23,6 +23,7 @@ from frontdesk.intake.models import Event, IntakeLog
 from frontdesk.intake.processing import HANDLED_TYPES
 from frontdesk.ledger.enqueue import enqueue
 from frontdesk.logs import bound, get_logger
+from frontdesk.ops.metrics import EVENTS, INTAKE_LATENCY
 
 log = get_logger(__name__)
 
@@ -86,7 +87,13 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
             # 503 makes Stripe retry later; nothing was stored.
             return _answer(entry, started, 503, "database_unavailable",
                            {"error": "database_unavailable", "detail": "try again later"}, write_log=False)
+        _observe(entry, outcome, started)
         return JsonResponse({"status": outcome, "event": entry.event_id, "correlation_id": correlation_id})
+
+
+def _observe(entry: IntakeLog, outcome: str, started: float) -> None:
+    EVENTS.labels(entry.provider, entry.event_type, outcome).inc()
+    INTAKE_LATENCY.labels(entry.provider).observe(time.perf_counter() - started)
 
 
 def _verify(request: HttpRequest) -> tuple[dict[str, object], bytes]:
@@ -149,4 +156,5 @@ def _answer(entry: IntakeLog, started: float, status: int, reason: str, body: di
             log.exception("intake_log_failed")
     if status != 200:
         log.warning("webhook_rejected", status=status, reason=reason)
+        _observe(entry, reason, started)
     return JsonResponse(body, status=status)

@@ -43,7 +43,7 @@ def claim(worker_id: str, blocked: list[str], now: datetime | None = None) -> Jo
               AND (j.concurrency_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM {table} r
                     WHERE r.concurrency_key = j.concurrency_key AND r.state = 'running'))
-            ORDER BY j.run_at, j.id
+            ORDER BY j.priority DESC, j.run_at, j.id
             LIMIT 1
             {lock}
         )

@@ -16,7 +16,8 @@ SYNC_KINDS = {"circle": "circle.sync", "kit": "kit.sync"}
 
 def enqueue(kind: str, provider: str, *, idempotency_key: str, correlation_id: str,
             customer_id: int | None = None, event_id: int | None = None,
-            concurrency_key: str | None = None, run_at: datetime | None = None) -> Job | None:
+            concurrency_key: str | None = None, run_at: datetime | None = None,
+            priority: int = 0, payload: dict[str, object] | None = None) -> Job | None:
     """Create a job unless one with this idempotency key (or a waiting one with this
     concurrency key) exists. Returns the new job, or None when nothing was added."""
     now = timezone.now()
@@ -26,7 +27,8 @@ def enqueue(kind: str, provider: str, *, idempotency_key: str, correlation_id: s
             return Job.objects.create(
                 kind=kind, provider=provider, idempotency_key=idempotency_key,
                 correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
-                concurrency_key=concurrency_key, run_at=run_at or now,
+                concurrency_key=concurrency_key, run_at=run_at or now, priority=priority,
+                payload=payload or {},
                 deadline=now + timedelta(seconds=max_age),
             )
     except IntegrityError:

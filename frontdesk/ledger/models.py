@@ -42,6 +42,9 @@ class Job(models.Model):
     # Jobs sharing a concurrency key never run at the same time, and at most one waits.
     concurrency_key = models.CharField(max_length=200, null=True, blank=True)
     state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
+    # Higher runs first: alerts must not wait behind the backlog they are about.
+    priority = models.SmallIntegerField(default=0)
+    payload = models.JSONField(default=dict, blank=True)  # kind-specific arguments (no secrets)
     attempts = models.PositiveIntegerField(default=0)
     run_at = models.DateTimeField()
     deadline = models.DateTimeField()  # retrying stops here and the job goes to review
@@ -60,7 +63,7 @@ class Job(models.Model):
     class Meta:
         indexes = [
             # The worker's claim query: due jobs in run_at order.
-            models.Index(fields=["run_at"], name="job_due", condition=Q(state__in=["queued", "retrying"])),
+            models.Index(fields=["-priority", "run_at"], name="job_due", condition=Q(state__in=["queued", "retrying"])),
             models.Index(fields=["lease_expires_at"], name="job_leased", condition=Q(state="running")),
             models.Index(fields=["concurrency_key", "state"], name="job_concurrency"),
             models.Index(fields=["state", "provider"], name="job_state_provider"),

@@ -56,6 +56,8 @@ def reserve(provider: str, now: float | None = None, max_wait: float = MAX_WAIT_
 
 
 def acquire(provider: str) -> None:
+    if "rate_limit" not in settings.PROVIDERS.get(provider, {}):
+        return  # no documented limit (alert channels)
     slot = reserve(provider)
     if slot is None:
         next_at = RateSlot.objects.values_list("next_at", flat=True).get(provider=provider)

@@ -23,6 +23,7 @@ from frontdesk.ledger.handlers import handler_for
 from frontdesk.ledger.models import Attempt, Job, JobState
 from frontdesk.ledger.ratelimit import Deferred
 from frontdesk.logs import bound, get_logger
+from frontdesk.ops.metrics import ATTEMPT_LATENCY, ATTEMPTS, RETRIES
 from frontdesk.redact import redact
 
 log = get_logger(__name__)
@@ -65,6 +66,8 @@ def _finish_attempt(attempt: Attempt, started: float, outcome: str, reason: str 
     attempt.reason_code = reason
     attempt.message = message
     attempt.save(update_fields=["duration_ms", "outcome", "http_status", "reason_code", "message"])
+    ATTEMPTS.labels(attempt.job.provider, attempt.job.kind, outcome, reason).inc()
+    ATTEMPT_LATENCY.labels(attempt.job.provider).observe(attempt.duration_ms / 1000)
 
 
 def _failed(job: Job, worker_id: str, attempt: Attempt, started: float, exc: ProviderError) -> str:
@@ -94,6 +97,7 @@ def _failed(job: Job, worker_id: str, attempt: Attempt, started: float, exc: Pro
     if run_at > job.deadline:
         return _complete(job, worker_id, JobState.NEEDS_REVIEW, reason="retries_exhausted",
                          error=f"gave up after {attempt.number} attempts; last: {exc.reason}: {exc.message}")
+    RETRIES.labels(job.provider, exc.reason).inc()
     return _complete(job, worker_id, JobState.RETRYING, reason=exc.reason, error=exc.message, run_at=run_at)
 
 

@@ -18,10 +18,14 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from frontdesk.alerts.evaluate import evaluate as evaluate_alerts
+from frontdesk.alerts.evaluate import take_slot
 from frontdesk.ledger import claim, providers
 from frontdesk.ledger.models import Attempt, Job, JobState, WorkerHeartbeat
 from frontdesk.ledger.runner import execute
 from frontdesk.logs import get_logger
+from frontdesk.ops.fingerprint import record_start
+from frontdesk.ops.retention import prune
 
 log = get_logger(__name__)
 SHUTDOWN_GRACE = 20.0
@@ -65,6 +69,11 @@ class Worker:
                              "started_at": now, "jobs_done": self.done},
         )
         claim.reap_expired(now)
+        # Periodic duties run in whichever worker takes their slot first.
+        if take_slot("alerts", settings.ALERTS["interval"], now):
+            evaluate_alerts(now)
+        if take_slot("retention", 3600, now):
+            prune()
 
     # --- loops ---------------------------------------------------------------------------
     def _work_loop(self) -> None:
@@ -82,7 +91,7 @@ class Worker:
         connection.close()
 
     def _housekeeping_loop(self) -> None:
-        interval = max(0.2, min(5.0, settings.LEASE_SECONDS / 4))
+        interval = max(0.2, min(5.0, settings.LEASE_SECONDS / 4, settings.ALERTS["interval"] / 3))
         while not self.stopping.is_set():
             try:
                 self.housekeeping()
@@ -103,6 +112,9 @@ class Worker:
 
     def run(self) -> None:
         log.info("worker_started", worker_id=self.worker_id, concurrency=self.concurrency)
+        changed = record_start("worker")
+        if changed:
+            log.warning("configuration_changed", changes=sorted(changed))
         self.housekeeping()
         threads = [threading.Thread(target=self._work_loop, name=f"job-{i}", daemon=True)
                    for i in range(self.concurrency)]

@@ -6,7 +6,10 @@ from datetime import timedelta
 
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, JsonResponse
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -38,3 +41,18 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = "unavailable"
     ready = all(v == "ok" for v in checks.values()) and len(checks) == 3
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, for a scraper holding FRONTDESK_METRICS_TOKEN (Bearer)."""
+    from frontdesk.ops.metrics import render
+
+    token = settings.METRICS_TOKEN
+    if not token:
+        return HttpResponse("metrics are off: set FRONTDESK_METRICS_TOKEN\n", status=404, content_type="text/plain")
+    given = request.META.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return HttpResponse("unauthorized\n", status=401, content_type="text/plain",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return HttpResponse(render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"  fake {name:<6} {fake.url}   (calls: {fake.url}/_fake/calls)")
             self.stdout.write(f"  webhook secret: {settings.SANDBOX_WEBHOOK_SECRET}")
             self.stdout.write("  try: frontdesk send-test-event --email you@example.com --price price_community_monthly")
+        # One metrics folder for the web processes and the worker, so /metrics sums them all.
+        metrics_dir = Path(settings.VAR_DIR) / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         web = [sys.executable, "-m", "gunicorn", "frontdesk.wsgi", "--bind", bind, "--workers", str(web_workers),
                "--access-logfile", "-", "--graceful-timeout", "20"]
         worker = [sys.executable, "-m", "frontdesk.cli", "worker", "--concurrency", str(concurrency)]
