@@ -28,7 +28,10 @@ def _in_batches(queryset: QuerySet[Model], action: str, max_batches: int, **upda
         if not ids:
             break
         batch = queryset.model.objects.filter(pk__in=ids)
-        done += batch.update(**update) if action == "update" else batch.delete()[0]
+        if action == "update":
+            done += batch.update(**update)
+        else:  # count the rows of this model, not the attempts deleted with them
+            done += batch.delete()[1].get(queryset.model._meta.label, 0)
     return done
 
 

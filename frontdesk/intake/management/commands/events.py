@@ -29,6 +29,8 @@ class Command(BaseCommand):
         event = Event.objects.filter(event_id=options["event_id"]).first()
         if event is None:
             raise CommandError(f"no stored event {options['event_id']!r}")
+        if not event.payload:
+            raise CommandError(f"the payload of {event.event_id} was pruned (FRONTDESK_RETAIN_PAYLOADS_DAYS); it cannot be replayed")
         if event.type not in HANDLED_TYPES:
             raise CommandError(f"{event.type} events are not processed; nothing to replay")
         with transaction.atomic():
