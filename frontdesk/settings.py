@@ -136,6 +136,7 @@ INSTALLED_APPS = [
     "frontdesk.ops",
     "frontdesk.audit",
     "frontdesk.alerts",
+    "frontdesk.web",
 ]
 
 MIDDLEWARE = [
@@ -146,7 +147,17 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "frontdesk.web.middleware.ContentSecurityPolicy",
 ]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "web-login"
+LOGIN_REDIRECT_URL = "web-home"
+LOGOUT_REDIRECT_URL = "web-login"
 
 ROOT_URLCONF = "frontdesk.urls"
 WSGI_APPLICATION = "frontdesk.wsgi.application"
@@ -218,6 +229,9 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = conf.integer("FRONTDESK_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = conf.flag("FRONTDESK_HSTS_PRELOAD", False)
+    # Preloading binds the whole domain and its subdomains to HTTPS for months, beyond this
+    # service: an owner's choice (FRONTDESK_HSTS_PRELOAD), not a default.
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 LOGGING_CONFIG = None  # frontdesk.logs configures logging (structured JSON)
 LOG_LEVEL = os.environ.get("FRONTDESK_LOG_LEVEL", "INFO").upper()

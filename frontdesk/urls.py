@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from frontdesk.intake.views import stripe_webhook
 from frontdesk.ops.views import healthz, metrics, readyz
@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", healthz, name="ops-healthz"),
     path("readyz", readyz, name="ops-readyz"),
     path("metrics", metrics, name="ops-metrics"),
+    path("", include("frontdesk.web.urls")),
 ]

@@ -75,3 +75,14 @@ def test_flags_are_strict(raw: str, ok: bool | None, monkeypatch: pytest.MonkeyP
             conf.flag("SOME_FLAG", False)
     else:
         assert conf.flag("SOME_FLAG", False) is ok
+
+
+def test_the_deploy_checklist_passes_in_production_settings(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items()
+              if not k.startswith(("FRONTDESK_", "STRIPE_", "CIRCLE_", "KIT_", "DATABASE_URL"))},
+           "FRONTDESK_VAR_DIR": str(tmp_path), "FRONTDESK_ENV": "production", "FRONTDESK_SECRET_KEY": "k" * 20 + "q1w2e3r4t5y6u7i8o9p0" * 3,
+           "STRIPE_WEBHOOK_SECRET": "whsec_abc", "FRONTDESK_ALLOWED_HOSTS": "frontdesk.example.com"}
+    result = subprocess.run([PYTHON, "-m", "frontdesk.cli", "check", "--deploy", "--fail-level", "WARNING"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
