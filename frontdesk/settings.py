@@ -96,6 +96,18 @@ if ALERTS["webhook_url"] and not ALERTS["webhook_secret"].startswith("whsec_"):
     raise ConfigError("FRONTDESK_ALERT_WEBHOOK_SECRET must be set to whsec_<base64> when FRONTDESK_ALERT_WEBHOOK_URL is.")
 if not str(ALERTS["smtp_url"]).startswith(("smtp://", "smtps://", "smtp+starttls://")):
     raise ConfigError("FRONTDESK_SMTP_URL must start with smtp://, smtps:// or smtp+starttls://.")
+# Support notices (payment failed, dispute, job needs review) and the outbound webhook for
+# founders' other tools; both are edge-triggered, once per cause.
+SUPPORT = {
+    "slack_url": conf.secret("FRONTDESK_SUPPORT_SLACK_URL"),
+    "email_to": [a.strip() for a in os.environ.get("FRONTDESK_SUPPORT_EMAIL_TO", "").split(",") if a.strip()],
+}
+OUTBOUND_WEBHOOK = {
+    "url": os.environ.get("FRONTDESK_WEBHOOK_URL", "").strip(),
+    "secret": conf.secret("FRONTDESK_WEBHOOK_SECRET"),
+}
+if OUTBOUND_WEBHOOK["url"] and not OUTBOUND_WEBHOOK["secret"].startswith("whsec_"):
+    raise ConfigError("FRONTDESK_WEBHOOK_SECRET must be set to whsec_<base64> when FRONTDESK_WEBHOOK_URL is.")
 METRICS_TOKEN = conf.secret("FRONTDESK_METRICS_TOKEN")
 RETENTION_DAYS = {
     "payloads": conf.integer("FRONTDESK_RETAIN_PAYLOADS_DAYS", 30, minimum=1),
@@ -108,8 +120,8 @@ def _production_problems() -> list[str]:
     problems = []
     if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY:
         problems.append("FRONTDESK_SECRET_KEY is missing or the development default; set a long random value.")
-    elif len(SECRET_KEY) < 32:
-        problems.append("FRONTDESK_SECRET_KEY is shorter than 32 characters.")
+    elif len(SECRET_KEY) < 50:
+        problems.append("FRONTDESK_SECRET_KEY is shorter than 50 characters.")
     if DEBUG:
         problems.append("FRONTDESK_DEBUG must be false in production.")
     if not STRIPE_WEBHOOK_SECRETS:
@@ -137,10 +149,12 @@ INSTALLED_APPS = [
     "frontdesk.audit",
     "frontdesk.alerts",
     "frontdesk.web",
+    "frontdesk.reconcile",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -179,9 +193,10 @@ TEMPLATES = [
 
 def _database() -> dict[str, object]:
     default_sqlite = f"sqlite:///{VAR_DIR / 'frontdesk.sqlite3'}"
-    raw = os.environ.get("DATABASE_URL", default_sqlite)
+    raw = conf.secret("DATABASE_URL", default_sqlite)  # DATABASE_URL_FILE keeps the password out of the environment
     try:
-        db = dj_database_url.parse(raw, conn_max_age=0)
+        # Reuse connections for a minute: worker threads look at the queue every second.
+        db = dj_database_url.parse(raw, conn_max_age=60)
     except Exception as exc:  # the library raises several types for a bad URL
         raise ConfigError(f"DATABASE_URL is not a valid database URL ({exc}).") from None
     if db["ENGINE"] == "django.db.backends.sqlite3":
@@ -214,6 +229,9 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the app's few static files straight from the installed package.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
