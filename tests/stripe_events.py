@@ -72,3 +72,45 @@ def invoice(email: str, *, customer: str, subscription: str, price: str, product
                        "price_details": {"price": price, "product": product}}
     inv["lines"] = {"object": "list", "data": [line], "has_more": False, "url": f"/v1/invoices/{inv['id']}/lines"}
     return inv
+
+
+def subscription(customer: str, status: str, price: str, product: str, *, sub_id: str | None = None,
+                 period_end: int | None = None, cancel_at_period_end: bool = False) -> dict[str, Any]:
+    sub = fixture("subscription")
+    now = int(time.time())
+    sub.update(id=sub_id or unique("sub"), customer=customer, status=status, cancel_at_period_end=cancel_at_period_end,
+               cancel_at=None, canceled_at=None, ended_at=now if status == "canceled" else None, livemode=False,
+               created=now - 86400)
+    item = sub["items"]["data"][0]
+    item["price"].update(id=price, product=product, lookup_key=None)
+    item.update(current_period_start=now - 86400, current_period_end=period_end or now + 29 * 86400)
+    sub["items"]["data"] = [item]
+    return sub
+
+
+def charge(payment_intent: str, *, amount: int = 4900, refunded_amount: int = 0, customer: str | None = None) -> dict[str, Any]:
+    ch = fixture("charge")
+    ch.update(id=unique("ch"), payment_intent=payment_intent, amount=amount, amount_refunded=refunded_amount,
+              refunded=refunded_amount >= amount, customer=customer, status="succeeded", livemode=False)
+    return ch
+
+
+def dispute(payment_intent: str, charge_id: str, status: str = "needs_response") -> dict[str, Any]:
+    d = fixture("dispute")
+    d.update(id=unique("du"), payment_intent=payment_intent, charge=charge_id, status=status, livemode=False)
+    return d
+
+
+def customer_object(customer: str, email: str) -> dict[str, Any]:
+    c = fixture("customer")
+    c.update(id=customer, email=email, livemode=False)
+    return c
+
+
+def entitlement_summary(customer: str, features: list[str]) -> dict[str, Any]:
+    s = fixture("entitlements_active_entitlement_summary")
+    s.update(customer=customer, livemode=False)
+    s["entitlements"] = {"object": "list", "has_more": False, "url": "/v1/entitlements/active_entitlements",
+                         "data": [{"id": unique("ent"), "object": "entitlements.active_entitlement", "livemode": False,
+                                   "lookup_key": f, "feature": {"id": unique("feat"), "lookup_key": f}} for f in features]}
+    return s

@@ -32,6 +32,10 @@ def find_or_create_customer(email: str, stripe_customer_id: str | None, name: st
                 if customer is None:
                     return Customer.objects.create(email=email, name=name, stripe_customer_id=stripe_customer_id)
                 changed = []
+                if not customer.email:  # first seen through an event that carried no e-mail
+                    customer.email = email
+                    customer.email_added = True  # type: ignore[attr-defined]
+                    changed.append("email")
                 if stripe_customer_id and not customer.stripe_customer_id:
                     customer.stripe_customer_id = stripe_customer_id
                     changed.append("stripe_customer_id")
@@ -71,3 +75,23 @@ def desired_state(customer: Customer) -> dict[str, dict[str, Any]]:
     if rules is None:
         return desired_targets({"entitlements": {}, "mappings": []}, set())
     return desired_targets(rules.parsed, names)
+
+
+def crm_properties(customer: Customer) -> dict[str, str]:
+    """What a CRM should know about this customer: plan (active entitlement names), status and
+    whether they have access. Values are strings, as CRMs store them."""
+    names = sorted(set(customer.active_entitlements().values_list("name", flat=True)))
+    return {
+        "frontdesk_plan": ";".join(names),
+        "frontdesk_access": "true" if names else "false",
+        "frontdesk_status": customer_status(customer),
+    }
+
+
+def customer_status(customer: Customer) -> str:
+    """One word for the customer's standing: active, past_due, canceled or none."""
+    if customer.active_entitlements().exists():
+        return "active"
+    if customer.entitlements.exists():
+        return "canceled"
+    return "none"

@@ -20,6 +20,7 @@ HANDLERS = {
     "notify.slack": "frontdesk.notify.channels.slack",
     "notify.email": "frontdesk.notify.channels.email",
     "notify.webhook": "frontdesk.notify.channels.webhook",
+    "outbound.webhook": "frontdesk.notify.channels.outbound",
 }
 
 

@@ -128,6 +128,10 @@ def _complete(job: Job, worker_id: str, state: str, *, reason: str = "", error: 
             log.warning("job_lease_lost", outcome=state)
             return "lost"
         mine.update(**fields)
+        if state == JobState.NEEDS_REVIEW:
+            from frontdesk.support.notices import review_needed
+
+            review_needed(job.pk, job.kind, reason, job.customer, job.correlation_id)
         if row["rerun_requested"] and state != JobState.RETRYING and job.concurrency_key:
             # State changed while this job ran: one more pass converges it.
             enqueue(job.kind, job.provider, idempotency_key=f"{job.concurrency_key}:rerun:{job.pk}",

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from frontdesk.alerts.evaluate import evaluate as evaluate_alerts
 from frontdesk.alerts.evaluate import take_slot
+from frontdesk.customers.recompute import due_for_expiry, recompute
 from frontdesk.ledger import claim, providers
 from frontdesk.ledger.models import Attempt, Job, JobState, WorkerHeartbeat
 from frontdesk.ledger.runner import execute
@@ -74,6 +75,9 @@ class Worker:
             evaluate_alerts(now)
         if take_slot("retention", 3600, now):
             prune()
+        if take_slot("expiry", 30, now):  # grace periods, period ends, durations, overrides
+            for customer_id in due_for_expiry(now):
+                recompute(customer_id, "expiry", now=now)
 
     # --- loops ---------------------------------------------------------------------------
     def _work_loop(self) -> None:

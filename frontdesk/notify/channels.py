@@ -31,9 +31,14 @@ def _split(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def _target(job: Job) -> dict[str, object]:
+    """Alerts and support notices share the channels but not the destinations."""
+    return settings.SUPPORT if job.payload.get("target") == "support" else settings.ALERTS
+
+
 def slack(job: Job) -> None:
     """Slack incoming webhook: JSON ``{"text"}``, answered ``200 ok``."""
-    origin, path = _split(settings.ALERTS["slack_url"])
+    origin, path = _split(str(_target(job)["slack_url"]))
     with SlackClient(origin, {}) as client:
         client.request("POST", path, json={"text": job.payload["text"]}, ok=(200,))
 
@@ -55,7 +60,7 @@ def email(job: Job) -> None:
     url = urlsplit(cfg["smtp_url"])
     message = EmailMessage()
     message["From"] = cfg["email_from"]
-    message["To"] = ", ".join(cfg["email_to"])
+    message["To"] = ", ".join(_target(job)["email_to"])  # type: ignore[arg-type]
     message["Subject"] = job.payload["text"][:150]
     message["Message-ID"] = f"<{job.idempotency_key.replace(':', '.')}@frontdesk>"
     message.set_content(f"{job.payload['text']}\n\nAlert: {job.payload['key']}\nSince: {job.payload['started_at']}\n")
@@ -78,3 +83,15 @@ def email(job: Job) -> None:
     except (OSError, smtplib.SMTPException) as exc:  # connection refused, timeouts, resets
         kind = "timeout" if isinstance(exc, socket.timeout) else "connection_error"
         raise ProviderError("email", TRANSIENT, kind, f"SMTP: {type(exc).__name__}") from None
+
+
+def outbound(job: Job) -> None:
+    """The founders' webhook: a Standard Webhooks message per business event."""
+    cfg = settings.OUTBOUND_WEBHOOK
+    body = json.dumps({"type": job.payload["type"], "timestamp": int(time.time()), "data": job.payload["data"]},
+                      separators=(",", ":")).encode()
+    head = signed_headers(cfg["secret"], f"msg_{job.idempotency_key}", int(time.time()), body)
+    origin, path = _split(cfg["url"])
+    with WebhookClient(origin, {}) as client:
+        client.request("POST", path, content=body, headers={**head, "Content-Type": "application/json"},
+                       ok=(200, 201, 202, 204))

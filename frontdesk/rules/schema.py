@@ -16,7 +16,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 # Target lists per provider; values are the provider's numeric ids.
 CIRCLE_TARGETS = ("spaces", "space_groups", "access_groups", "member_tags")
 KIT_TARGETS = ("tags", "sequences")
-MATCH_KEYS = ("price", "product", "lookup_key")
+MATCH_KEYS = ("price", "product", "lookup_key", "feature")
+# Access policy defaults (docs/access-policy.md).
+DEFAULT_POLICY = {"past_due_grace_days": 3, "dispute": "revoke"}
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 FIELD_KEY_RE = re.compile(r"^[a-z0-9_]{1,100}$")
 
@@ -92,7 +94,7 @@ def parse(content: str, source: str = "<rules>") -> dict[str, Any]:
     if root is None:
         raise RulesError(source, [Problem(1, "the file is empty")])
     c = _Checker()
-    top = c.mapping(root, "the file", ("entitlements", "mappings"))
+    top = c.mapping(root, "the file", ("entitlements", "mappings", "policy"))
     entitlements: dict[str, Any] = {}
     ent_lines: dict[str, int] = {}
     if "entitlements" not in top and not c.problems:
@@ -129,7 +131,7 @@ def parse(content: str, source: str = "<rules>") -> dict[str, Any]:
     mappings: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for item in c.sequence(top["mappings"], "'mappings'") if "mappings" in top else []:
-        fields = c.mapping(item, "mapping", (*MATCH_KEYS, "grant"))
+        fields = c.mapping(item, "mapping", (*MATCH_KEYS, "grant", "duration_days"))
         keys = [k for k in MATCH_KEYS if k in fields]
         if len(keys) != 1:
             c.fail(item, f"a mapping needs exactly one of: {', '.join(MATCH_KEYS)}")
@@ -150,21 +152,55 @@ def parse(content: str, source: str = "<rules>") -> dict[str, Any]:
         if (keys[0], value) in seen:
             c.fail(item, f"{keys[0]} '{value}' is already mapped on line {seen[(keys[0], value)]}")
         seen[(keys[0], value)] = item.start_mark.line + 1
-        mappings.append({"match": keys[0], "value": value, "grant": sorted(set(grants))})
+        duration = None
+        if "duration_days" in fields:
+            node = fields["duration_days"]
+            if isinstance(node, ScalarNode) and node.tag.endswith(":int") and int(node.value) > 0:
+                duration = int(node.value)
+            else:
+                c.fail(node, "duration_days must be a positive whole number of days")
+        mappings.append({"match": keys[0], "value": value, "grant": sorted(set(grants)), "duration_days": duration})
+    policy = dict(DEFAULT_POLICY)
+    if "policy" in top:
+        for key, node in c.mapping(top["policy"], "'policy'", tuple(DEFAULT_POLICY)).items():
+            if key == "past_due_grace_days":
+                if isinstance(node, ScalarNode) and node.tag.endswith(":int") and int(node.value) >= 0:
+                    policy[key] = int(node.value)
+                else:
+                    c.fail(node, "past_due_grace_days must be a whole number of days (0 or more)")
+            elif key == "dispute":
+                if getattr(node, "value", None) in ("revoke", "flag"):
+                    policy[key] = node.value
+                else:
+                    c.fail(node, "dispute must be 'revoke' (suspend access) or 'flag' (keep access, notify support)")
     if c.problems:
         raise RulesError(source, c.problems)
-    return {"entitlements": entitlements, "mappings": mappings}
+    return {"entitlements": entitlements, "mappings": mappings, "policy": policy}
+
+
+def grants_for(rules: dict[str, Any], price: str | None = None, product: str | None = None,
+               lookup_key: str | None = None, feature: str | None = None) -> dict[str, int | None]:
+    """Entitlement names a purchase grants under ``rules``, each with its duration in days
+    (None: for life, or for as long as the subscription lasts). The longest duration wins."""
+    wanted = {("price", price), ("product", product), ("lookup_key", lookup_key), ("feature", feature)}
+    grants: dict[str, int | None] = {}
+    for m in rules["mappings"]:
+        if (m["match"], m["value"]) in wanted:
+            for name in m["grant"]:
+                days = m.get("duration_days")
+                if name not in grants or grants[name] is not None and (days is None or days > grants[name]):
+                    grants[name] = days
+    return grants
 
 
 def entitlements_for(rules: dict[str, Any], price: str | None, product: str | None,
                      lookup_key: str | None) -> set[str]:
     """The entitlement names a purchased price grants under ``rules``."""
-    wanted = {("price", price), ("product", product), ("lookup_key", lookup_key)}
-    names: set[str] = set()
-    for m in rules["mappings"]:
-        if (m["match"], m["value"]) in wanted:
-            names.update(m["grant"])
-    return names
+    return set(grants_for(rules, price, product, lookup_key))
+
+
+def policy(rules: dict[str, Any]) -> dict[str, Any]:
+    return {**DEFAULT_POLICY, **rules.get("policy", {})}
 
 
 def desired_targets(rules: dict[str, Any], names: set[str]) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,11 @@ def run(job: Job) -> None:
             if current != desired["fields"]:
                 kit.update_subscriber(account.external_id, fields=desired["fields"])
             save_applied(account, "fields", dict(desired["fields"]))
+        elif account.email and account.email != customer.email:
+            # The e-mail changed in Stripe: move the same subscriber, never create a second.
+            kit.update_subscriber(account.external_id, email=customer.email, fields=desired["fields"])
+            account.email = email = customer.email
+            save_applied(account, "fields", dict(desired["fields"]))
         elif account.applied.get("fields", {}) != desired["fields"]:
             merged = {**{k: "" for k in account.applied.get("fields", {})}, **desired["fields"]}
             kit.update_subscriber(account.external_id, fields=merged)
