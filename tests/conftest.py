@@ -46,7 +46,9 @@ def fakes(settings: Any) -> Iterator[SimpleNamespace]:
     from frontdesk.ops.sandbox import seed
     from frontdesk.rules.schema import parse
 
-    ns = SimpleNamespace(circle=FakeCircle().start(), kit=FakeKit().start(), stripe=FakeStripe().start())
+    # No rate limits at the fakes by default: tests of rate limiting set their own.
+    ns = SimpleNamespace(circle=FakeCircle(rate_limit=None).start(), kit=FakeKit(rate_limit=None).start(),
+                         stripe=FakeStripe(rate_limit=None).start())
     seed(vars(ns), parse(RULES_FILE.read_text()))
     settings.CIRCLE_API_URL, settings.CIRCLE_API_TOKEN = ns.circle.url, "circle-test-token"
     settings.KIT_API_URL, settings.KIT_API_KEY = ns.kit.url, "kit-test-key"
@@ -81,8 +83,10 @@ def drain(worker: Worker | None = None, timeout: float = 20.0) -> Worker:
         if not Job.objects.filter(state__in=[JobState.QUEUED, JobState.RETRYING, JobState.RUNNING]).exists():
             return worker
         time.sleep(0.02)
-    states = list(Job.objects.values_list("kind", "state", "reason_code"))
-    raise AssertionError(f"jobs did not finish in {timeout} s: {states}")
+    from collections import Counter
+
+    states = Counter(Job.objects.exclude(state="succeeded").values_list("kind", "state", "reason_code"))
+    raise AssertionError(f"jobs did not finish in {timeout} s: {dict(states)}")
 
 
 def database_url() -> str:
