@@ -36,7 +36,8 @@ def events_for(steps: list[tuple[str, int, int, bool]], email: str, t: int) -> l
         t += gap  # 0 s apart happens: Stripe's `created` has 1-second resolution
         kind = "customer.subscription.created" if i == 0 else (
             "customer.subscription.deleted" if status == "canceled" else "customer.subscription.updated")
-        obj = se.subscription(cus, status, *PLANS[plan], sub_id=sub, cancel_at_period_end=cancel_at_end)
+        obj = se.subscription(cus, status, *PLANS[plan], sub_id=sub, cancel_at_period_end=cancel_at_end,
+                              period_end=t + 29 * 86400)
         events.append(se.event(kind, obj, created=t))
     return events
 
