@@ -364,6 +364,8 @@ class FakeStripe(FakeServer):
             ("GET", rf"/v1/checkout/sessions/{obj_id}$", self.retrieve_session),
             ("GET", rf"/v1/subscriptions/{obj_id}$", self.retrieve_subscription),
             ("GET", rf"/v1/customers/{obj_id}$", self.retrieve_customer),
+            ("GET", r"/v1/customers$", self.list_customers),
+            ("GET", r"/v1/subscriptions$", self.list_subscriptions),
             ("GET", r"/v1/events$", self.list_events),
             ("GET", rf"/v1/events/{obj_id}$", self.retrieve_event),
         ]
@@ -489,6 +491,32 @@ class FakeStripe(FakeServer):
         cutoff = time.time() - EVENT_RETENTION
         live = [e for e in self.events.values() if e["created"] >= cutoff]
         return sorted(live, key=lambda e: (e["created"], self._event_seq[e["id"]]), reverse=True)
+
+    def list_customers(self, req: Request) -> Response:
+        """docs.stripe.com/api/customers/list: newest first; `email`, `created` filters."""
+        def listing(params: dict[str, Any]) -> Response:
+            items = sorted(self.customers.values(), key=lambda c: (c.get("created") or 0, c["id"]), reverse=True)
+            if params.get("email"):
+                items = [c for c in items if c.get("email") == params["email"]]
+            if params.get("created") is not None:
+                items = [c for c in items if _created_matches(c.get("created") or 0, params["created"])]
+            return self._list(params, [c for c in items if not c.get("deleted")], "/v1/customers", "customer")
+        return self._handle_bad_params(listing, req)
+
+    def list_subscriptions(self, req: Request) -> Response:
+        """docs.stripe.com/api/subscriptions/list: without `status`, canceled subscriptions are
+        left out; `status=all` includes them; `customer` filters."""
+        def listing(params: dict[str, Any]) -> Response:
+            items = sorted(self.subscriptions.values(), key=lambda s: (s.get("created") or 0, s["id"]), reverse=True)
+            status = params.get("status")
+            if status is None:
+                items = [s for s in items if s.get("status") != "canceled"]
+            elif status != "all":
+                items = [s for s in items if s.get("status") == status]
+            if params.get("customer"):
+                items = [s for s in items if s.get("customer") == params["customer"]]
+            return self._list(params, items, "/v1/subscriptions", "subscription")
+        return self._handle_bad_params(listing, req)
 
     def list_events(self, req: Request) -> Response:
         return self._handle_bad_params(self._list_events, req)

@@ -46,3 +46,14 @@ class IntakeLog(models.Model):
     event_id = models.CharField(max_length=255, blank=True)
     event_type = models.CharField(max_length=100, blank=True)
     correlation_id = models.CharField(max_length=32, blank=True)
+
+
+class BackfillState(models.Model):
+    """Where an interrupted backfill resumes: the phase and the last object id it finished."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    since = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=20, blank=True)  # customers | subscriptions | events | done
+    cursor = models.CharField(max_length=255, blank=True)
+    counts = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from frontdesk.intake import signature
-from frontdesk.intake.models import Event, IntakeLog
-from frontdesk.intake.processing import HANDLED_TYPES
-from frontdesk.ledger.enqueue import enqueue
+from frontdesk.intake import signature, storage
+from frontdesk.intake.models import IntakeLog
 from frontdesk.logs import bound, get_logger
 from frontdesk.ops.metrics import EVENTS, INTAKE_LATENCY
 
@@ -51,20 +49,6 @@ def _parse(body: bytes) -> dict[str, object]:
         if not isinstance(data.get(field), str) or not data.get(field):
             raise Rejected(400, f"missing_{field}", f"the event has no '{field}'")
     return data
-
-
-def _created(data: dict[str, object]) -> datetime | None:
-    value = data.get("created")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**33:
-        return datetime.fromtimestamp(value, tz=UTC)
-    return None
-
-
-def _mode_mismatch(livemode: bool) -> bool:
-    key = settings.STRIPE_API_KEY
-    if not key:
-        return False
-    return livemode != key.startswith(("sk_live_", "rk_live_"))
 
 
 @csrf_exempt
@@ -115,33 +99,15 @@ def _verify(request: HttpRequest) -> tuple[dict[str, object], bytes]:
 
 def _store(data: dict[str, object], body: bytes, received_at: datetime, correlation_id: str,
            entry: IntakeLog, started: float) -> str:
-    livemode = bool(data.get("livemode", False))
-    if _mode_mismatch(livemode):
-        status, reason = Event.IGNORED, "livemode_mismatch"
-    elif data["type"] in HANDLED_TYPES:
-        status, reason = Event.RECEIVED, ""
-    else:
-        status, reason = Event.IGNORED, "unhandled_type"
-    try:
-        with transaction.atomic():
-            event = Event.objects.create(
-                provider="stripe", event_id=entry.event_id, type=entry.event_type, created=_created(data),
-                livemode=livemode, received_at=received_at, correlation_id=correlation_id,
-                payload=body.decode("utf-8"), status=status, status_reason=reason,
-            )
-            if status == Event.RECEIVED:
-                enqueue("stripe.process_event", "stripe", idempotency_key=f"stripe:event:{event.event_id}",
-                        correlation_id=correlation_id, event_id=event.pk)
-            entry.status_code, entry.reason = 200, "ignored" if reason else "accepted"
-            entry.latency_ms = (time.perf_counter() - started) * 1000
-            entry.save()
-    except IntegrityError:
+    entry.latency_ms = (time.perf_counter() - started) * 1000
+    outcome = storage.store(data, body.decode("utf-8"), received_at, correlation_id, log_entry=entry)  # type: ignore[arg-type]
+    if outcome == storage.DUPLICATE:
         # Stripe delivers some events more than once (stripe.md §2): already stored.
         _answer(entry, started, 200, "duplicate", {})
         log.info("webhook_duplicate", event_type=entry.event_type)
-        return "duplicate"
-    log.info("webhook_stored", event_type=entry.event_type, ignored=reason or None)
-    return "ignored" if reason else "stored"
+        return outcome
+    log.info("webhook_stored", event_type=entry.event_type, ignored=outcome == storage.IGNORED or None)
+    return outcome
 
 
 def _answer(entry: IntakeLog, started: float, status: int, reason: str, body: dict[str, object],
