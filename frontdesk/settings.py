@@ -32,6 +32,8 @@ CIRCLE_API_TOKEN = conf.secret("CIRCLE_API_TOKEN")
 CIRCLE_API_URL = conf.url("CIRCLE_API_URL", "https://app.circle.so")
 KIT_API_KEY = conf.secret("KIT_API_KEY")
 KIT_API_URL = conf.url("KIT_API_URL", "https://api.kit.com")
+HUBSPOT_ACCESS_TOKEN = conf.secret("HUBSPOT_ACCESS_TOKEN")  # optional CRM (docs/crm.md)
+HUBSPOT_API_URL = conf.url("HUBSPOT_API_URL", "https://api.hubapi.com")
 FRONTDESK_RULES = os.environ.get("FRONTDESK_RULES", "")
 
 # Stripe's documented default tolerance; applied in both directions (stripe.md §1.2 trap 3).
@@ -49,7 +51,9 @@ PROVIDERS: dict[str, dict[str, object]] = {
         "rate_limit_wait": conf.number(f"{name.upper()}_RATE_LIMIT_WAIT", default_wait, minimum=0),
     }
     for name, default_rate, default_wait in (
-        ("circle", "2000/300", 60.0), ("kit", "120/60", 60.0), ("stripe", "20/1", 1.0))
+        ("circle", "2000/300", 60.0), ("kit", "120/60", 60.0), ("stripe", "20/1", 1.0),
+        # HubSpot: 100 requests/10 s per private app on Free/Starter (developers.hubspot.com/docs/api/usage-details)
+        ("hubspot", "100/10", 10.0))
 }
 RETRY_BASE_SECONDS = conf.number("FRONTDESK_RETRY_BASE", 10.0, minimum=0.001)
 RETRY_CAP_SECONDS = conf.number("FRONTDESK_RETRY_CAP", 3600.0, minimum=0.001)

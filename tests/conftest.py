@@ -23,6 +23,7 @@ FAST = {  # retry and breaker timings shrunk so recovery paths run in seconds
     "FRONTDESK_AUTH_PAUSE": "0.5", "FRONTDESK_WORKER_POLL": "0.05",
     "CIRCLE_RATE_LIMIT": "1000/1", "KIT_RATE_LIMIT": "1000/1", "STRIPE_RATE_LIMIT": "1000/1",
     "CIRCLE_RATE_LIMIT_WAIT": "0.3", "KIT_RATE_LIMIT_WAIT": "0.3", "STRIPE_RATE_LIMIT_WAIT": "0.3",
+    "HUBSPOT_RATE_LIMIT": "1000/1", "HUBSPOT_RATE_LIMIT_WAIT": "0.3",
 }
 
 
@@ -35,7 +36,7 @@ def fast_settings(settings: Any) -> None:
     settings.AUTH_PAUSE_SECONDS = 0.5
     settings.WORKER_POLL_SECONDS = 0.05
     settings.PROVIDERS = {p: {"rate_limit": (1000, 1.0), "retry_max_age": 3600.0, "rate_limit_wait": 0.3}
-                          for p in ("circle", "kit", "stripe")}
+                          for p in ("circle", "kit", "stripe", "hubspot")}
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def database_url() -> str:
 
 
 def subprocess_env(fakes: SimpleNamespace | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE_", "KIT_", "STRIPE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE_", "KIT_", "STRIPE_", "HUBSPOT_"))}
     env.update(FAST, DATABASE_URL=database_url(), STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
                FRONTDESK_LOG_FORMAT="json", FRONTDESK_LEASE_SECONDS="3")
     if fakes is not None:

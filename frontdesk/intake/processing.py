@@ -158,8 +158,8 @@ def customer_updated(ctx: Context, obj: dict[str, Any]) -> Customer | None:
         customer.email = email
         customer.save(update_fields=["email", "updated_at"])
         log.info("customer_email_changed", customer_id=customer.pk, old=email_hash(old), new=email_hash(email))
-        from frontdesk.ledger.enqueue import SYNC_KINDS, request_sync
-        for provider in SYNC_KINDS:
+        from frontdesk.ledger.enqueue import request_sync, sync_providers
+        for provider in sync_providers():
             request_sync(provider, customer.pk, correlation_id=ctx.job.correlation_id, cause=ctx.cause)
     return customer
 
@@ -215,8 +215,8 @@ def run(job: Job) -> None:
             changed = recompute(customer.pk, ctx.cause, correlation_id=job.correlation_id, rules=rules)
             if getattr(customer, "email_added", False) and not changed:
                 # Access existed before the e-mail was known; now the providers can get it.
-                from frontdesk.ledger.enqueue import SYNC_KINDS, request_sync
-                for provider in SYNC_KINDS:
+                from frontdesk.ledger.enqueue import request_sync, sync_providers
+                for provider in sync_providers():
                     request_sync(provider, customer.pk, correlation_id=job.correlation_id, cause=ctx.cause)
             Event.objects.filter(pk=event.pk).update(customer=customer)
         _finish(event, Event.PROCESSED, "" if customer else "customer_unknown")

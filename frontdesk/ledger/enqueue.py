@@ -11,7 +11,13 @@ from django.utils import timezone
 
 from frontdesk.ledger.models import Job, JobState
 
-SYNC_KINDS = {"circle": "circle.sync", "kit": "kit.sync"}
+SYNC_KINDS = {"circle": "circle.sync", "kit": "kit.sync", "hubspot": "hubspot.sync"}
+OPTIONAL_SYNCS = {"hubspot": "HUBSPOT_ACCESS_TOKEN"}  # queued only when configured
+
+
+def sync_providers() -> list[str]:
+    """The providers a customer change is synced to: HubSpot only when it is configured."""
+    return [p for p in SYNC_KINDS if p not in OPTIONAL_SYNCS or getattr(settings, OPTIONAL_SYNCS[p], "")]
 
 
 def enqueue(kind: str, provider: str, *, idempotency_key: str, correlation_id: str,

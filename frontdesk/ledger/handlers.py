@@ -17,6 +17,7 @@ HANDLERS = {
     "stripe.process_event": "frontdesk.intake.processing.run",
     "circle.sync": "frontdesk.connectors.circle.sync.run",
     "kit.sync": "frontdesk.connectors.kit.sync.run",
+    "hubspot.sync": "frontdesk.connectors.hubspot.sync.run",
     "notify.slack": "frontdesk.notify.channels.slack",
     "notify.email": "frontdesk.notify.channels.email",
     "notify.webhook": "frontdesk.notify.channels.webhook",

@@ -16,7 +16,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from frontdesk.connectors.circle.client import BASE, CircleClient
-from frontdesk.connectors.http import ProviderClient, ProviderError, json_body
+from frontdesk.connectors.http import AUTH, ProviderClient, ProviderError, json_body
 from frontdesk.connectors.kit.client import KitClient
 from frontdesk.intake.models import IntakeLog
 from frontdesk.ledger.models import WorkerHeartbeat
@@ -188,7 +188,28 @@ def check_kit() -> Iterator[Finding]:
                           "Create the field in Kit (its key is derived from the label) or fix the rules.")
 
 
-CHECKS: list[Callable[[], Iterator[Finding]]] = [check_settings, check_database, check_circle, check_kit]
+def check_hubspot() -> Iterator[Finding]:
+    if not getattr(settings, "HUBSPOT_ACCESS_TOKEN", ""):
+        return  # HubSpot is optional
+    from frontdesk.connectors.hubspot.setup import check_properties
+
+    try:
+        report = check_properties()
+    except ProviderError as exc:
+        fix = ("Create a private app token with the scopes in docs/crm.md and set HUBSPOT_ACCESS_TOKEN."
+               if exc.kind == AUTH else "Try again; if it persists, check status.hubspot.com.")
+        yield Finding(ERROR, "hubspot", f"HubSpot answered {exc.reason}: {exc.message}", fix)
+        return
+    yield Finding(OK, "hubspot", "The HubSpot token is valid.")
+    for name in report["missing"]:
+        yield Finding(ERROR, "hubspot", f"HubSpot has no contact property {name}: every hubspot.sync would go to review.",
+                      "Create it: see docs/crm.md, step 3 (ensure_properties creates all three).")
+    for name in report["wrong_type"]:
+        yield Finding(WARNING, "hubspot", f"The HubSpot property {name} has another type than frontdesk creates.",
+                      "See the property table in docs/crm.md.")
+
+
+CHECKS: list[Callable[[], Iterator[Finding]]] = [check_settings, check_database, check_circle, check_kit, check_hubspot]
 
 
 def run_checks() -> list[Finding]:
