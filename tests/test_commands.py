@@ -53,7 +53,7 @@ def test_jobs_retry_requeues_review_jobs_by_id_or_state(client: Any, fakes: Any,
     with pytest.raises(CommandError, match="not both and not neither"):
         run("jobs", "retry")
     succeeded = Job.objects.filter(state=JobState.SUCCEEDED).first()
-    with pytest.raises(CommandError, match="running or succeeded"):
+    with pytest.raises(CommandError, match="is succeeded; only jobs that are not running or done"):
         run("jobs", "retry", str(succeeded.pk))
 
 

@@ -3,12 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
-
 from frontdesk.intake.models import Event
-from frontdesk.intake.processing import HANDLED_TYPES
-from frontdesk.ledger.enqueue import enqueue
-from frontdesk.ledger.models import Job
+from frontdesk.ops.actions import ActionError, replay_event
 
 
 class Command(BaseCommand):
@@ -29,13 +25,8 @@ class Command(BaseCommand):
         event = Event.objects.filter(event_id=options["event_id"]).first()
         if event is None:
             raise CommandError(f"no stored event {options['event_id']!r}")
-        if not event.payload:
-            raise CommandError(f"the payload of {event.event_id} was pruned (FRONTDESK_RETAIN_PAYLOADS_DAYS); it cannot be replayed")
-        if event.type not in HANDLED_TYPES:
-            raise CommandError(f"{event.type} events are not processed; nothing to replay")
-        with transaction.atomic():
-            n = Job.objects.filter(idempotency_key__startswith=f"stripe:event:{event.event_id}").count()
-            job = enqueue("stripe.process_event", "stripe", idempotency_key=f"stripe:event:{event.event_id}:replay:{n}",
-                          correlation_id=event.correlation_id, event_id=event.pk)
-            Event.objects.filter(pk=event.pk).update(status=Event.RECEIVED)
-        self.stdout.write(f"queued job {job.pk if job else '?'} to replay {event.event_id}")
+        try:
+            job = replay_event(event, "cli")
+        except ActionError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"queued job {job.pk} to replay {event.event_id}")

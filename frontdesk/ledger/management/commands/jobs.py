@@ -4,9 +4,9 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from frontdesk.ledger.models import Job, JobState
+from frontdesk.ops.actions import ActionError, retry_job, retry_jobs
 
 
 def job_dict(job: Job) -> dict[str, Any]:
@@ -59,23 +59,20 @@ class Command(BaseCommand):
     def retry(self, ids: list[int], state: str | None) -> None:
         if bool(ids) == bool(state):
             raise CommandError("give job ids or --state, not both and not neither")
-        jobs = Job.objects.filter(pk__in=ids) if ids else Job.objects.filter(state=state)
-        if ids:
-            missing = set(ids) - set(jobs.values_list("pk", flat=True))
-            if missing:
-                raise CommandError(f"no job with id {', '.join(map(str, sorted(missing)))}")
-            busy = jobs.filter(state__in=[JobState.RUNNING, JobState.SUCCEEDED]).values_list("pk", flat=True)
-            if busy:
-                raise CommandError(f"job {', '.join(map(str, busy))} is running or succeeded; not retried")
-        now = timezone.now()
-        count = 0
-        for job in jobs.exclude(state__in=[JobState.RUNNING, JobState.SUCCEEDED]):
-            # A fresh deadline: the person retrying has fixed something (or wants another go).
-            job.deadline = now + (job.deadline - job.created_at)
-            updated = Job.objects.filter(pk=job.pk, state=job.state).update(
-                state=JobState.QUEUED, run_at=now, deadline=job.deadline, finished_at=None, updated_at=now)
-            count += updated
-        self.stdout.write(f"queued {count} job(s) to run again")
+        if state:
+            count = retry_jobs(Job.objects.filter(state=state), "cli")
+            self.stdout.write(f"queued {count} job(s) to run again")
+            return
+        jobs = {j.pk: j for j in Job.objects.filter(pk__in=ids)}
+        missing = sorted(set(ids) - set(jobs))
+        if missing:
+            raise CommandError(f"no job with id {', '.join(map(str, missing))}")
+        try:
+            for job in jobs.values():
+                retry_job(job, "cli")
+        except ActionError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"queued {len(jobs)} job(s) to run again")
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
