@@ -148,3 +148,12 @@ def test_change_awareness_records_what_changed_without_values(monkeypatch: pytes
     from frontdesk.rules.loading import load_text
     load_text((__import__("pathlib").Path(__file__).parent / "rules.yaml").read_text() + "\n# v2\n", "r.yaml")
     assert fingerprint.record_start("worker") == {"rules_version": {"from": 1, "to": 2}}
+
+
+def test_the_throttle_counts_per_key_and_window() -> None:
+    from frontdesk.ops import throttle
+
+    assert [throttle.hit("login:1.2.3.4", 2, 60, now=1000.0) for _ in range(2)] == [None, None]
+    assert throttle.hit("login:1.2.3.4", 2, 60, now=1010.0) == 50.0
+    assert throttle.hit("login:5.6.7.8", 2, 60, now=1010.0) is None  # another client
+    assert throttle.hit("login:1.2.3.4", 2, 60, now=1061.0) is None  # a new window

@@ -1,0 +1,3 @@
+from frontdesk.ops.throttle import Hit
+
+__all__ = ["Hit"]
