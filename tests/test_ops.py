@@ -126,11 +126,11 @@ def test_retention_prunes_old_rows_in_batches(client: Any, fakes: Any, rules: An
     IntakeLog.objects.update(received_at=long_ago)
     Job.objects.update(updated_at=long_ago)
     counts = retention.prune()
-    assert counts == {"payloads": 1, "intake_log": 1, "finished_jobs": 2}
+    assert counts == {"payloads": 1, "intake_log": 1, "finished_jobs": 2, "reconcile_runs": 0}
     assert Event.objects.get().payload == ""  # the row and its outcome stay
     assert list(Job.objects.values_list("pk", flat=True)) == [keep_review.pk]
     assert Attempt.objects.filter(job_id=keep_review.pk).exists()
-    assert retention.prune() == {"payloads": 0, "intake_log": 0, "finished_jobs": 0}
+    assert retention.prune() == {"payloads": 0, "intake_log": 0, "finished_jobs": 0, "reconcile_runs": 0}
 
 
 def test_change_awareness_records_what_changed_without_values(monkeypatch: pytest.MonkeyPatch, rules: Any) -> None:

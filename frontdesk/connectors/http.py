@@ -77,6 +77,9 @@ class ProviderClient:
         from frontdesk.ledger.ratelimit import acquire
 
         acquire(self.provider)
+        from frontdesk.reconcile.usage import count_delivery_request
+
+        count_delivery_request(self.provider)  # the monthly quota counter (Circle counts Admin API calls)
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:

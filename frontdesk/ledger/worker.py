@@ -27,6 +27,7 @@ from frontdesk.ledger.runner import execute
 from frontdesk.logs import get_logger
 from frontdesk.ops.fingerprint import record_start
 from frontdesk.ops.retention import prune
+from frontdesk.reconcile.sweep import start_scheduled
 
 log = get_logger(__name__)
 SHUTDOWN_GRACE = 20.0
@@ -78,6 +79,8 @@ class Worker:
         if take_slot("expiry", 30, now):  # grace periods, period ends, durations, overrides
             for customer_id in due_for_expiry(now):
                 recompute(customer_id, "expiry", now=now)
+        # Reconciliation can take hours: one worker per RECONCILE_INTERVAL runs it in its own thread.
+        start_scheduled(now, stop=self.stopping)
 
     # --- loops ---------------------------------------------------------------------------
     def _work_loop(self) -> None:

@@ -51,6 +51,9 @@ def prune(max_batches: int = 20) -> dict[str, int]:
                                updated_at__lt=now - timedelta(days=days["finished_jobs"])),
             "delete", max_batches),
     }
+    from frontdesk.reconcile.sweep import prune_runs
+
+    counts["reconcile_runs"] = prune_runs(days["finished_jobs"])
     if any(counts.values()):
         log.info("pruned", **counts)
     return counts
