@@ -154,6 +154,7 @@ INSTALLED_APPS = [
     "frontdesk.alerts",
     "frontdesk.web",
     "frontdesk.reconcile",
+    "frontdesk.api",
 ]
 
 MIDDLEWARE = [

@@ -8,5 +8,6 @@ urlpatterns = [
     path("healthz", healthz, name="ops-healthz"),
     path("readyz", readyz, name="ops-readyz"),
     path("metrics", metrics, name="ops-metrics"),
+    path("api/v1/", include("frontdesk.api.urls")),
     path("", include("frontdesk.web.urls")),
 ]

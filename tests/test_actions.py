@@ -71,3 +71,13 @@ def test_replay_and_access_overrides(review_job: Job) -> None:
         actions.remove_override(override, "sam", "again")
     with pytest.raises(actions.ActionError, match="not an entitlement"):
         actions.grant_access(customer, "nope", "sam", "x")
+
+
+def test_retrying_next_to_a_waiting_job_explains_instead_of_crashing(review_job: Job) -> None:
+    from frontdesk.ledger.enqueue import request_sync
+
+    request_sync(review_job.provider, review_job.customer_id, correlation_id="c", cause="newer")
+    with pytest.raises(actions.ActionError, match="already waiting"):
+        actions.retry_job(review_job, "sam")
+    assert actions.retry_jobs(Job.objects.filter(state=JobState.NEEDS_REVIEW), "sam") == 0
+    assert AuditEntry.objects.filter(action="jobs_bulk_retried").exists()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -37,10 +37,16 @@ def retry_job(job: Job, actor: str, reason: str = "") -> Job:
         raise ActionError(f"job {job.pk} is {job.state}; only jobs that are not running or done can be retried")
     now = timezone.now()
     before = _job_state(job)
+    try:
+        with transaction.atomic():
+            updated = Job.objects.filter(pk=job.pk, state=job.state).update(
+                state=JobState.QUEUED, run_at=now, deadline=now + (job.deadline - job.created_at),
+                finished_at=None, updated_at=now)
+    except IntegrityError:
+        # A newer job for this customer and provider already waits, and it reads the newest state.
+        raise ActionError(f"job {job.pk}: another job for this customer and provider is already waiting; "
+                          "it will converge them, so this one need not run") from None
     with transaction.atomic():
-        updated = Job.objects.filter(pk=job.pk, state=job.state).update(
-            state=JobState.QUEUED, run_at=now, deadline=now + (job.deadline - job.created_at),
-            finished_at=None, updated_at=now)
         if not updated:
             raise ActionError(f"job {job.pk} changed while you looked at it; reload and try again")
         job.refresh_from_db()
@@ -102,8 +108,8 @@ def replay_event(event: Event, actor: str, reason: str = "") -> Job:
         n = Job.objects.filter(event=event, kind="stripe.process_event").count()
         job = enqueue("stripe.process_event", "stripe", idempotency_key=f"stripe:event:{event.event_id}:replay:{n}",
                       correlation_id=event.correlation_id, event_id=event.pk)
-        if job is None:
-            raise ActionError("a replay is already queued for this event")
+        if job is None:  # two replays raced for the same number
+            raise ActionError("another replay of this event was just queued; reload and look at its job")
         Event.objects.filter(pk=event.pk).update(status=Event.RECEIVED)
         record(actor, "event_replayed", f"event:{event.event_id}", after={"job": job.pk}, reason=reason)
     return job
