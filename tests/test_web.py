@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
 from frontdesk.audit.models import AuditEntry
 from frontdesk.web.roles import role_of, set_role
@@ -46,7 +46,11 @@ def _named_urls() -> list[str]:
 
 def test_every_page_needs_sign_in(client: Any) -> None:
     for name in set(_named_urls()) - PUBLIC:
-        response = client.get(reverse(name))
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue  # a page of one object; tests/web/test_access.py checks those with real ids
+        response = client.get(url)
         assert response.status_code == 302 and "/login" in response["Location"], name
 
 

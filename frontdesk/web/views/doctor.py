@@ -1,19 +1,15 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 
 from frontdesk.ops.doctor import ERROR, WARNING, run_checks
-from frontdesk.web.roles import role_required
+from frontdesk.web.decorators import page
 
 
-@role_required("viewer")
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("web-doctor")
-
-
-@role_required("operator")
+@page("operator")
 def doctor(request: HttpRequest) -> HttpResponse:
+    """The same checks as `frontdesk doctor`. Operator and up: it calls the providers."""
     findings = run_checks()
     return render(request, "web/doctor.html", {
         "findings": findings,

@@ -1,0 +1,1 @@
+"""The admin app's screens, one module per subject."""
