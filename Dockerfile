@@ -13,10 +13,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/frontdesk
 WORKDIR /src
 # Only what `pip install .` needs (pyproject.toml names README.md as the readme).
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY frontdesk ./frontdesk
-# The runtime dependencies only: no `[test]` extra.
-RUN /opt/frontdesk/bin/pip install .
+# Exactly the locked runtime dependencies, each file checked against its hash.
+RUN /opt/frontdesk/bin/pip install --require-hashes -r requirements.lock \
+ && /opt/frontdesk/bin/pip install --no-deps --no-build-isolation .
 
 
 FROM python:3.11-slim

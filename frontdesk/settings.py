@@ -10,6 +10,7 @@ import dj_database_url
 
 from frontdesk import conf
 from frontdesk.conf import ConfigError
+from frontdesk.intake.throttling import parse_networks, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("FRONTDESK_VAR_DIR", BASE_DIR / "var"))
@@ -18,7 +19,7 @@ ENVIRONMENT = conf.choice("FRONTDESK_ENV", "development", ("development", "produ
 PRODUCTION = ENVIRONMENT == "production"
 
 # A fixed key is fine for a development sandbox and refused in production (check below).
-DEV_SECRET_KEY = "frontdesk-development-key-not-for-production"
+DEV_SECRET_KEY = "frontdesk-development-key-not-for-production"  # nosec B105  # public on purpose; refused in production
 SECRET_KEY = conf.secret("FRONTDESK_SECRET_KEY", DEV_SECRET_KEY)
 DEBUG = conf.flag("FRONTDESK_DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get(
@@ -39,6 +40,11 @@ FRONTDESK_RULES = os.environ.get("FRONTDESK_RULES", "")
 # Stripe's documented default tolerance; applied in both directions (stripe.md §1.2 trap 3).
 WEBHOOK_TOLERANCE_SECONDS = conf.integer("FRONTDESK_WEBHOOK_TOLERANCE", 300, minimum=1)
 WEBHOOK_MAX_BODY_BYTES = 256 * 1024
+# Requests per address on the intake, counted in each web process (docs/security.md);
+# "off" or "0/60" turns it off (the benchmark does).
+INTAKE_RATE_LIMIT = parse_rate(os.environ.get("FRONTDESK_INTAKE_RATE_LIMIT", "3000/60"))
+# Reverse proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDR ranges.
+TRUSTED_PROXIES = parse_networks(os.environ.get("FRONTDESK_TRUSTED_PROXIES", ""))
 
 # Delivery policy per provider. Rate limits are the providers' documented ones
 # (kit.md §3, circle.md §4); Stripe's read limit is 25/s in sandbox (stripe.md §8.3).
@@ -69,7 +75,7 @@ WORKER_POLL_SECONDS = conf.number("FRONTDESK_WORKER_POLL", 1.0, minimum=0.01)
 # Circle and Kit (the sandbox), which `frontdesk run` starts on fixed ports.
 SANDBOX = not PRODUCTION and not (STRIPE_API_KEY or CIRCLE_API_TOKEN or KIT_API_KEY)
 SANDBOX_PORT = conf.integer("FRONTDESK_SANDBOX_PORT", 8101, minimum=1)
-SANDBOX_WEBHOOK_SECRET = "whsec_frontdesk_sandbox"  # public on purpose: sandbox only
+SANDBOX_WEBHOOK_SECRET = "whsec_frontdesk_sandbox"  # nosec B105  # public on purpose: sandbox only
 if SANDBOX:
     CIRCLE_API_URL, CIRCLE_API_TOKEN = f"http://127.0.0.1:{SANDBOX_PORT}", "circle-test-token"
     KIT_API_URL, KIT_API_KEY = f"http://127.0.0.1:{SANDBOX_PORT + 1}", "kit-test-key"

@@ -43,10 +43,11 @@ def verify(payload: bytes, sig_header: str | None, secrets: Sequence[str], toler
         if not sep:
             continue
         if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise SignatureError("malformed_signature", "timestamp is not an integer") from None
+            # Unix seconds in ASCII digits: int() would also take "١٧", "1_7" and 4000 digits,
+            # which then overflow the float arithmetic below.
+            if not (value.isascii() and value.isdigit() and len(value) <= 12):
+                raise SignatureError("malformed_signature", "timestamp is not an integer")
+            timestamp = int(value)
         elif key == "v1":  # every other scheme is ignored (downgrade protection)
             candidates.append(value)
     if timestamp is None:
@@ -58,7 +59,8 @@ def verify(payload: bytes, sig_header: str | None, secrets: Sequence[str], toler
     matched = False
     for want in expected:
         for got in candidates:
-            matched |= hmac.compare_digest(want, got)
+            # As bytes: compare_digest raises TypeError on a str that is not ASCII.
+            matched |= hmac.compare_digest(want.encode(), got.encode("utf-8", "surrogateescape"))
     if not matched:
         raise SignatureError("bad_signature", "no signature matches the payload")
     # Checked after the HMAC so a forged header cannot probe the clock.

@@ -2,6 +2,9 @@
 
 Nothing here calls a provider: the answer comes in milliseconds and a 200 means the event and
 the work it causes are durably stored. Every request leaves an IntakeLog row.
+
+Everything before the signature check is hostile input: the body, every header, their sizes.
+Each of them gets a 4xx with a reason code, never a 500 (tests/security/test_hostile_intake.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from frontdesk.intake import signature, storage
+from frontdesk.intake import signature, storage, throttling
 from frontdesk.intake.models import IntakeLog
 from frontdesk.logs import bound, get_logger
 from frontdesk.ops.metrics import EVENTS, INTAKE_LATENCY
@@ -32,22 +35,27 @@ class Rejected(Exception):
         self.status, self.reason, self.detail = status, reason, detail
 
 
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+# Longest id and type the Event columns hold; Stripe's are far shorter.
+FIELD_LIMITS = {"id": 255, "type": 100}
 
 
 def _parse(body: bytes) -> dict[str, object]:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # Stripe sends UTF-8; json.loads(bytes) would also guess UTF-16/32 and strip a BOM, and
+        # the body is stored as the UTF-8 text it was signed as. Deep nesting ([[[…]]]) raises
+        # RecursionError in the decoder: it is a bad body like any other.
+        data = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise Rejected(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise Rejected(400, "invalid_json", "the body is not a JSON object")
     if data.get("object") == "v2.core.event":
         raise Rejected(400, "thin_event", "thin events are not supported on this endpoint; use a snapshot endpoint")
-    for field in ("id", "type"):
-        if not isinstance(data.get(field), str) or not data.get(field):
-            raise Rejected(400, f"missing_{field}", f"the event has no '{field}'")
+    for field, limit in FIELD_LIMITS.items():
+        value = data.get(field)
+        # Printable excludes NUL and lone surrogates, which PostgreSQL text cannot hold.
+        if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
+            raise Rejected(400, f"missing_{field}", f"the event has no valid '{field}'")
     return data
 
 
@@ -57,9 +65,16 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     started = time.perf_counter()
     received_at = timezone.now()
     correlation_id = uuid.uuid4().hex
-    entry = IntakeLog(provider="stripe", received_at=received_at, source_ip=_client_ip(request),
+    client = throttling.client_address(request)
+    entry = IntakeLog(provider="stripe", received_at=received_at, source_ip=None if client is None else str(client),
                       correlation_id=correlation_id)
     with bound(correlation_id=correlation_id):
+        wait = throttling.retry_after(client)
+        if wait is not None:
+            # Before the body is read: a throttled request costs its log row and nothing else.
+            response = _answer(entry, started, 429, "rate_limited", {"error": "rate_limited"})
+            response["Retry-After"] = str(wait)
+            return response
         try:
             data, body = _verify(request)
             entry.event_id, entry.event_type = str(data["id"])[:255], str(data["type"])[:100]
@@ -82,18 +97,26 @@ def _observe(entry: IntakeLog, outcome: str, started: float) -> None:
 
 def _verify(request: HttpRequest) -> tuple[dict[str, object], bytes]:
     declared = request.META.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit():
+    # isdigit() alone admits "²" and "١٢", which int() rejects or reads.
+    if not (declared.isascii() and declared.isdigit()):
         raise Rejected(400, "bad_content_length", "the Content-Length header is not a number")
-    if int(declared) > settings.WEBHOOK_MAX_BODY_BYTES:
+    # Checked by length first: int() refuses strings over 4300 digits.
+    if len(declared) > 12 or int(declared) > settings.WEBHOOK_MAX_BODY_BYTES:
         raise Rejected(413, "body_too_large", f"the body is over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
     body = request.read(settings.WEBHOOK_MAX_BODY_BYTES + 1)
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
         raise Rejected(413, "body_too_large", f"the body is over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+    sig_header = request.META.get("HTTP_STRIPE_SIGNATURE")
+    # Stripe's header is ASCII; hmac.compare_digest raises TypeError on any other str.
+    if sig_header and not sig_header.isascii():
+        raise Rejected(400, "malformed_signature", "the Stripe-Signature header is not ASCII")
     try:
-        signature.verify(body, request.META.get("HTTP_STRIPE_SIGNATURE"), settings.STRIPE_WEBHOOK_SECRETS,
+        signature.verify(body, sig_header, settings.STRIPE_WEBHOOK_SECRETS,
                          settings.WEBHOOK_TOLERANCE_SECONDS)
     except signature.SignatureError as exc:
         raise Rejected(400, exc.reason, str(exc)) from None
+    except OverflowError:  # a correctly signed timestamp of hundreds of digits: beyond a float
+        raise Rejected(400, "malformed_signature", "timestamp is out of range") from None
     return _parse(body), body
 
 

@@ -48,7 +48,7 @@ def claim(worker_id: str, blocked: list[str], now: datetime | None = None) -> Jo
             {lock}
         )
         RETURNING id
-    """
+    """  # nosec B608  # only the table name and fixed SQL fragments are interpolated; values are %s parameters
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

@@ -42,7 +42,7 @@ def reserve(provider: str, now: float | None = None, max_wait: float = MAX_WAIT_
     table = RateSlot._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET next_at = {greatest}(next_at, %s) + %s "
+            f"UPDATE {table} SET next_at = {greatest}(next_at, %s) + %s "  # nosec B608  # table and function names only; values are parameters
             f"WHERE provider = %s AND next_at - %s <= %s RETURNING next_at",
             [now, step, provider, now, max_wait],
         )

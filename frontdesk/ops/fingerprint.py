@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
+import subprocess  # nosec B404  # runs git with a fixed argument list only
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ TRACKED = (
 def _code_version() -> str:
     root = Path(frontdesk.__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,  # nosec B603 B607  # fixed argv, no shell; git from PATH on purpose
                              text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""

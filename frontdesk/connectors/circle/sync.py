@@ -10,7 +10,7 @@ from frontdesk.ledger.models import Job
 
 def run(job: Job) -> None:
     customer = job.customer
-    assert customer is not None, "circle.sync needs a customer"
+    assert customer is not None, "circle.sync needs a customer"  # nosec B101  # narrows the type; enqueue always sets it
     desired = {kind: set(ids) for kind, ids in desired_state(customer)["circle"].items()}
     account = account_for(customer, "circle")
     if not account.external_id and not any(desired.values()):

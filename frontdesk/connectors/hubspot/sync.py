@@ -35,7 +35,7 @@ def desired_properties(customer: Customer) -> dict[str, str]:
 
 def run(job: Job) -> None:
     customer = job.customer
-    assert customer is not None, "hubspot.sync needs a customer"
+    assert customer is not None, "hubspot.sync needs a customer"  # nosec B101  # narrows the type; enqueue always sets it
     if not customer.email:
         raise ProviderError(PROVIDER, PERMANENT, "missing_email", "the customer has no e-mail to find their contact by")
     desired = desired_properties(customer)

@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from frontdesk.ops.throttle import hit
+from frontdesk.intake.throttling import client_ip
 
 LOGIN_LIMIT, LOGIN_WINDOW = 10, 300  # sign-in attempts per client address per 5 minutes
 
@@ -23,9 +24,8 @@ _login = auth_views.LoginView.as_view(template_name="web/login.html", redirect_a
 @never_cache
 def login(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        # Behind the reverse proxy this is the proxy's address (frontdesk does not trust
-        # X-Forwarded-For), so the limit then holds for all clients together.
-        ip = request.META.get("REMOTE_ADDR") or "unknown"
+        # The client's address: behind a proxy in FRONTDESK_TRUSTED_PROXIES, from X-Forwarded-For.
+        ip = client_ip(request) or "unknown"
         wait = hit(f"login:{ip}", LOGIN_LIMIT, LOGIN_WINDOW)
         if wait is not None:
             seconds = math.ceil(wait)
