@@ -24,6 +24,9 @@ FAST = {  # retry and breaker timings shrunk so recovery paths run in seconds
     "CIRCLE_RATE_LIMIT": "1000/1", "KIT_RATE_LIMIT": "1000/1", "STRIPE_RATE_LIMIT": "1000/1",
     "CIRCLE_RATE_LIMIT_WAIT": "0.3", "KIT_RATE_LIMIT_WAIT": "0.3", "STRIPE_RATE_LIMIT_WAIT": "0.3",
     "HUBSPOT_RATE_LIMIT": "1000/1", "HUBSPOT_RATE_LIMIT_WAIT": "0.3",
+    # Worker processes in tests run no scheduled reconciliation sweep: it would queue its own
+    # repair jobs beside the ones a test counts (reconciliation has its own tests).
+    "RECONCILE_INTERVAL": "0",
 }
 
 
