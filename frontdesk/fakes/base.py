@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import random
 import re
 import socket
 import struct
@@ -163,9 +164,17 @@ class FaultRule:
     commit_then_timeout: bool = False
     headers: dict[str, str] | None = None  # extra response headers, e.g. Stripe-Should-Retry
     reset_connection: bool = False  # close the socket with RST instead of answering
+    # Chance (0..1) that a request the rule matches gets the fault; otherwise the rule is
+    # skipped for that request (later rules may still match) and ``count`` is not spent.
+    probability: float | None = None
     until: float | None = None  # set from ``seconds`` when the rule is added
 
     def __post_init__(self) -> None:
+        if self.probability is not None:
+            if isinstance(self.probability, bool) or not isinstance(self.probability, (int, float)) \
+                    or not 0.0 <= self.probability <= 1.0:
+                raise ValueError(f"probability must be a number from 0 to 1, not {self.probability!r}")
+            self.probability = float(self.probability)
         nothing_chosen = not (
             self.status or self.timeout or self.commit_then_timeout or self.latency
             or self.reset_connection
@@ -182,7 +191,9 @@ class FaultRule:
             return False
         if self.path is not None and not req.path.startswith(self.path):
             return False
-        return self.method is None or self.method == req.method
+        if self.method is not None and self.method != req.method:
+            return False
+        return self.probability is None or _random.random() < self.probability
 
     def expired(self, now: float) -> bool:
         return (self.until is not None and now >= self.until) or (
@@ -198,8 +209,10 @@ class FaultRule:
 
 FAULT_FIELDS = {
     "status", "retry_after", "latency", "timeout", "count", "seconds", "path", "method", "body",
-    "content_type", "commit_then_timeout", "headers", "reset_connection",
+    "content_type", "commit_then_timeout", "headers", "reset_connection", "probability",
 }
+# Draws for ``probability``; its own generator so tests can seed it (``base._random.seed(1)``).
+_random = random.Random()
 
 
 def parse_auth(headers: dict[str, str]) -> tuple[str | None, str | None]:
@@ -404,13 +417,17 @@ class FakeServer(ThreadingHTTPServer):
         commit_then_timeout: bool = False,
         headers: dict[str, str] | None = None,
         reset_connection: bool = False,
+        probability: float | None = None,
     ) -> None:
-        """Add a fault rule; rules are tried in the order they were added, first match wins."""
+        """Add a fault rule; rules are tried in the order they were added, first match wins.
+
+        ``probability`` (0..1) makes the rule apply to that share of the requests it matches,
+        at random; a request it spares goes on to the next rule."""
         rule = FaultRule(
             status=status, retry_after=retry_after, latency=latency, timeout=timeout, count=count,
             seconds=seconds, path=path, method=method, body=body, content_type=content_type,
             commit_then_timeout=commit_then_timeout, headers=headers,
-            reset_connection=reset_connection,
+            reset_connection=reset_connection, probability=probability,
         )
         if seconds is not None:
             rule.until = time.monotonic() + seconds

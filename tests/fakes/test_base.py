@@ -166,6 +166,39 @@ def test_it_manages_faults_over_http(circle: FakeCircle) -> None:
     assert bad.status_code == 400 and "statuss" in bad.json()["error"]
 
 
+def test_a_fault_with_a_probability_hits_that_share_of_requests_and_spares_the_rest(
+        circle: FakeCircle) -> None:
+    from frontdesk.fakes import base
+
+    base._random.seed(7)
+    circle.fail(503, probability=0.25, count=1000)  # `count` is spent only by requests it hits
+    circle.fail(502, path="/nowhere")  # never matches: spared requests are answered normally
+    statuses = [httpx.get(circle.url + SPACES, headers=CIRCLE_AUTH).status_code
+                for _ in range(200)]
+    assert set(statuses) == {200, 503}
+    assert 25 <= statuses.count(503) <= 75  # 50 expected; bounds are many sigmas wide
+    assert circle.faults()[0]["count"] == 1000 - statuses.count(503)
+    assert [c.fault for c in circle.calls].count("status") == statuses.count(503)
+
+
+def test_a_spared_request_goes_on_to_the_next_rule(circle: FakeCircle) -> None:
+    circle.fail(503, probability=0.0)
+    circle.fail(429, probability=1.0, count=1)
+    assert httpx.get(circle.url + SPACES, headers=CIRCLE_AUTH).status_code == 429
+    assert httpx.get(circle.url + SPACES, headers=CIRCLE_AUTH).status_code == 200
+
+
+def test_probability_is_set_over_http_and_checked(circle: FakeCircle) -> None:
+    added = httpx.post(circle.url + "/_fake/faults", json={"status": 500, "probability": 1})
+    assert added.status_code == 201 and added.json()["faults"][0]["probability"] == 1.0
+    assert httpx.get(circle.url + SPACES, headers=CIRCLE_AUTH).status_code == 500
+    for bad in (1.5, -0.1, "half", True):
+        r = httpx.post(circle.url + "/_fake/faults", json={"status": 500, "probability": bad})
+        assert r.status_code == 400 and "probability" in r.json()["error"]
+    with pytest.raises(ValueError):
+        circle.fail(500, probability=2)
+
+
 # ---- rate limits, reset, config ------------------------------------------------------------
 
 def test_it_records_rate_limited_calls_and_recovers_after_the_window() -> None:
