@@ -34,7 +34,9 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 def start_worker(env: dict[str, str], concurrency: int = 2, name: str = "w") -> subprocess.Popen[bytes]:
     # Logs go to a file (a pipe nobody reads would fill and block the worker); shown on failure.
-    log = open(f"{env.get('FRONTDESK_VAR_DIR', 'var')}/worker-{name}-{os.getpid()}.log", "wb")  # noqa: SIM115
+    folder = env.get("FRONTDESK_VAR_DIR", "var")
+    os.makedirs(folder, exist_ok=True)
+    log = open(f"{folder}/worker-{name}-{os.getpid()}.log", "wb")  # noqa: SIM115
     return subprocess.Popen([PYTHON, "-m", "frontdesk.cli", "worker", "--concurrency", str(concurrency),
                              "--worker-id", name], env=env, stdout=log, stderr=log)
 
