@@ -286,8 +286,11 @@ def base_env(database_url: str, var_dir: Path, fakes: dict[str, str], **extra: s
         "CIRCLE_API_URL": fakes["circle"], "CIRCLE_API_TOKEN": CIRCLE_TOKEN,
         "KIT_API_URL": fakes["kit"], "KIT_API_KEY": KIT_KEY,
         "STRIPE_API_URL": fakes["stripe"], "STRIPE_API_KEY": STRIPE_KEY,
-        "FRONTDESK_INTAKE_RATE_LIMIT": "off",
         "KIT_RATE_LIMIT": HIGH_LIMIT, "CIRCLE_RATE_LIMIT": HIGH_LIMIT,
+        # The intake's per-address throttle (default 3000/60 per web process) would see all of
+        # wrk as one client at 127.0.0.1; Stripe sends from many addresses. Keep the throttle
+        # (and its cost) in the path, but high enough never to answer 429.
+        "FRONTDESK_INTAKE_RATE_LIMIT": "1000000/60",
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(CODE),
     })
@@ -651,7 +654,7 @@ def delivery_phase(env: dict[str, str], tmp: Path, fakes: dict[str, str], fakes_
                    args: argparse.Namespace, db_vendor: str, kit_limit: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     runs = [(0.0, args.concurrency), (0.1, args.concurrency)]
-    if plan.concurrency_sweep and kit_limit:
+    if plan.concurrency_sweep:
         # Does throughput at 100 ms follow the concurrency? (It should, if nothing else limits it.)
         runs += [(0.1, c) for c in (args.concurrency // 2, args.concurrency * 2) if c >= 1]
     for latency, concurrency in runs:
