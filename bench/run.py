@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """frontdesk benchmark: webhook intake and job delivery, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/run.py            # full run (~10 min on 2 cores)
+    .venv/bin/python bench/run.py            # full run (~30–40 min on 2 cores)
     .venv/bin/python bench/run.py --quick    # a few seconds per step, for smoke-testing
 
 It prints figures (medians, rates, ratios), not pass/fail. See bench/README.md for what each

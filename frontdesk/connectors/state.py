@@ -23,3 +23,14 @@ def save_applied(account: ProviderAccount, kind: str, values: set[int] | dict[st
     account.applied[kind] = sorted(values) if isinstance(values, set) else values
     account.synced_at = timezone.now()
     account.save(update_fields=["applied", "synced_at", "external_id", "email"])
+
+
+def pending_set(account: ProviderAccount, kind: str) -> set[int]:
+    """Targets a write was sent for whose answer never came: maybe applied, maybe not."""
+    return set(account.applied.get(f"pending_{kind}", []))
+
+
+def save_pending(account: ProviderAccount, kind: str, values: set[int]) -> None:
+    """Persist before a write is sent, so a retry after a lost answer knows what to undo."""
+    account.applied[f"pending_{kind}"] = sorted(values)
+    account.save(update_fields=["applied", "external_id", "email"])

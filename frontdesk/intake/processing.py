@@ -8,6 +8,7 @@ order of delivery does not matter and re-running is harmless (replay, retry afte
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from collections.abc import Callable
@@ -46,7 +47,20 @@ class Context:
         return row
 
 
+# Stripe API reads made before the processing transaction (see _prefetch), by (resource, id).
+_reads: contextvars.ContextVar[dict[tuple[str, str], Any] | None] = contextvars.ContextVar("stripe_reads", default=None)
+
+
 def _customer_for(stripe_customer_id: str | None, email: str | None, name: str = "") -> Customer | None:
+    if stripe_customer_id:
+        # customer.updated takes the same lock: an e-mail change and the event that creates
+        # the customer take turns, and the newest known e-mail wins over the one an older
+        # object (a Checkout Session, an invoice) was made with.
+        lock_person(f"stripe-customer:{stripe_customer_id}")
+        newest = StripeObject.objects.filter(object_type="customer", object_id=stripe_customer_id).values_list(
+            "data", flat=True).first()
+        if newest and newest.get("email") and not newest.get("deleted"):
+            email = newest["email"]
     if email:
         lock_person(email)
         return find_or_create_customer(email, stripe_customer_id, name)
@@ -63,17 +77,33 @@ def _customer_for(stripe_customer_id: str | None, email: str | None, name: str =
 
 def _fetch(resource: str, object_id: str) -> dict[str, Any] | None:
     """The object's current state from the Stripe API, or None when it is not there."""
+    reads = _reads.get()
+    if reads is not None and (resource, object_id) in reads:
+        return reads[(resource, object_id)]
     with StripeClient.from_settings() as stripe:
         response = stripe.request("GET", f"/v1/{resource}/{object_id}", ok=(200, 404))
-    return response.json() if response.status_code == 200 else None
+    found = response.json() if response.status_code == 200 else None
+    if reads is not None:
+        reads[(resource, object_id)] = found
+    return found
+
+
+def _line_items(session_id: str) -> list[dict[str, Any]]:
+    reads = _reads.get()
+    if reads is not None and ("line_items", session_id) in reads:
+        return reads[("line_items", session_id)]  # type: ignore[no-any-return]
+    with StripeClient.from_settings() as stripe:  # not in the event unless expanded (stripe.md §5)
+        found = stripe.checkout_line_items(session_id)
+    if reads is not None:
+        reads[("line_items", session_id)] = found
+    return found
 
 
 def _items(session: dict[str, Any]) -> list[dict[str, Any]]:
     purchase = purchases.from_checkout_session(session)
     items = purchase.items
     if not items:
-        with StripeClient.from_settings() as stripe:  # not in the event unless expanded (stripe.md §5)
-            items = [purchases.item_from_price(li.get("price")) for li in stripe.checkout_line_items(session["id"])]
+        items = [purchases.item_from_price(li.get("price")) for li in _line_items(session["id"])]
     return [{"price": i.price, "product": i.product, "lookup_key": i.lookup_key} for i in items]
 
 
@@ -148,6 +178,7 @@ def _owner_of(payment_intent: str, stripe_customer_id: str | None) -> Customer |
 def customer_updated(ctx: Context, obj: dict[str, Any]) -> Customer | None:
     """An e-mail change moves the person: the same customer row, the same Circle member and
     Kit subscriber (their syncs carry the change over), never a duplicate."""
+    lock_person(f"stripe-customer:{obj['id']}")  # see _customer_for
     customer = Customer.objects.filter(stripe_customer_id=obj["id"]).first()
     row = ctx.record("customer", obj, customer=customer)
     if customer is None or row.version_event != ctx.event.event_id:
@@ -191,6 +222,31 @@ PARSERS: dict[str, Callable[[Context, dict[str, Any]], Customer | None]] = {
 HANDLED_TYPES = frozenset(PARSERS)
 
 
+def _prefetch(event_type: str, obj: dict[str, Any]) -> None:
+    """Make the Stripe API reads this event needs before the processing transaction opens.
+    An HTTP call (up to FRONTDESK_HTTP_TIMEOUT) must not run while the transaction holds row
+    locks, and the shared rate slot (an UPDATE of ledger_rateslot) must commit at once instead
+    of staying locked until the transaction ends: that serialised all processing and deadlocked
+    with the per-person advisory locks. Reads are cached for the parser; a read this misses is
+    still made inside, as before."""
+    parser = PARSERS[event_type]
+    customer_id = obj.get("customer") if isinstance(obj.get("customer"), str) else None
+    if parser is checkout_session:
+        purchase = purchases.from_checkout_session(obj)
+        if purchase.grant or event_type == "checkout.session.async_payment_succeeded":
+            _items(obj)
+    elif parser in (subscription, entitlement_summary):
+        if customer_id and not Customer.objects.filter(stripe_customer_id=customer_id).exists():
+            _fetch("customers", customer_id)
+        if parser is subscription:
+            _fetch("subscriptions", obj["id"])
+    elif parser is invoice:
+        purchase = purchases.from_invoice(obj)
+        if purchase.source_type == "subscription" and not StripeObject.objects.filter(
+                object_type="subscription", object_id=purchase.source_id).exists():
+            _fetch("subscriptions", purchase.source_id)
+
+
 def run(job: Job) -> None:
     event = job.event
     if event is None:
@@ -208,6 +264,18 @@ def run(job: Job) -> None:
     if rules is None:
         raise ProviderError("stripe", PERMANENT, "no_rules_loaded", "no rules file is loaded: run `frontdesk rules load FILE`")
     ctx = Context(job, event, data)
+    reads = _reads.set({})
+    try:
+        if settings.STRIPE_API_KEY:
+            _prefetch(event.type, obj)
+        customer, changed = _apply(ctx, event, obj, rules, job)
+    finally:
+        _reads.reset(reads)
+    log.info("event_processed", event_type=event.type, customer_id=customer.pk if customer else None,
+             email=email_hash(customer.email) if customer else None, changed=changed, rules_version=rules.number)
+
+
+def _apply(ctx: Context, event: Event, obj: dict[str, Any], rules: RulesVersion, job: Job) -> tuple[Customer | None, bool]:
     with transaction.atomic():
         customer = PARSERS[event.type](ctx, obj)
         changed = False
@@ -220,8 +288,7 @@ def run(job: Job) -> None:
                     request_sync(provider, customer.pk, correlation_id=job.correlation_id, cause=ctx.cause)
             Event.objects.filter(pk=event.pk).update(customer=customer)
         _finish(event, Event.PROCESSED, "" if customer else "customer_unknown")
-    log.info("event_processed", event_type=event.type, customer_id=customer.pk if customer else None,
-             email=email_hash(customer.email) if customer else None, changed=changed, rules_version=rules.number)
+    return customer, changed
 
 
 def _finish(event: Event, status: str, reason: str) -> None:

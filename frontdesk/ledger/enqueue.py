@@ -3,6 +3,7 @@ an entitlement change) and its jobs commit together or not at all."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -60,6 +61,8 @@ def request_sync(provider: str, customer_id: int, *, correlation_id: str, cause:
     ).update(rerun_requested=True)
     if flagged:
         return None
-    return enqueue(SYNC_KINDS[provider], provider, idempotency_key=f"{key}:{cause}",
+    # Waiting work is deduplicated by the concurrency key above; the idempotency key must be
+    # new each time, or a cause that recurs ("expiry", a replayed event) would queue nothing.
+    return enqueue(SYNC_KINDS[provider], provider, idempotency_key=f"{key}:{cause}:{uuid.uuid4().hex[:12]}",
                    correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
                    concurrency_key=key)

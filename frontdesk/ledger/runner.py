@@ -12,7 +12,7 @@ import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -49,6 +49,17 @@ def execute(job: Job, worker_id: str) -> str:
             return _release(job, worker_id, timezone.now() + timedelta(seconds=exc.wait), reason="rate_limit_wait")
         except ProviderError as exc:
             return _failed(job, worker_id, attempt, started, exc)
+        except (OperationalError, InterfaceError) as exc:
+            # A deadlock, a serialization failure or a dropped connection: the job's transaction
+            # rolled back, so it runs again; it is not the provider's fault (no circuit count).
+            log.warning("job_database_error", error=f"{type(exc).__name__}: {exc}"[:300])
+            _finish_attempt(attempt, started, "transient", "database_error", redact(str(exc), 500))
+            delay = backoff.delay(attempt.number, settings.RETRY_BASE_SECONDS, settings.RETRY_CAP_SECONDS)
+            run_at = timezone.now() + timedelta(seconds=delay)
+            if run_at > job.deadline:
+                return _complete(job, worker_id, JobState.NEEDS_REVIEW, reason="retries_exhausted",
+                                 error=f"gave up after {attempt.number} attempts; last: database_error: {exc}")
+            return _complete(job, worker_id, JobState.RETRYING, reason="database_error", error=str(exc), run_at=run_at)
         except Exception as exc:  # a bug or bad data: a person has to look
             log.exception("job_crashed")
             error = ProviderError(job.provider, PERMANENT, "internal_error",

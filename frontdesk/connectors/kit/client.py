@@ -41,6 +41,11 @@ class KitClient(ProviderClient):
         body = json_body(self.request("POST", "/v4/subscribers", json=payload, ok=(200, 201, 202)))
         return body.get("subscriber") or {}
 
+    def find_subscriber(self, email: str) -> dict[str, Any] | None:
+        response = self.request("GET", "/v4/subscribers", params={"email_address": email, "status": "all"}, ok=(200,))
+        found = json_body(response).get("subscribers") or []
+        return found[0] if found else None
+
     def update_subscriber(self, subscriber_id: str, *, email: str | None = None,
                           fields: dict[str, str] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {}
