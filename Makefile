@@ -19,7 +19,7 @@ LOCK_ARGS ?=
 # comment beside it (docs/security.md). Empty: every known vulnerability fails the audit.
 AUDIT_IGNORE :=
 
-.PHONY: run test test-sqlite test-postgres audit audit-deps audit-code lock clean
+.PHONY: chromium run test test-sqlite test-postgres audit audit-deps audit-code lock clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "frontdesk needs Python 3.11+"'
@@ -45,7 +45,13 @@ run: $(VENV)/.installed
 	$(BIN)/frontdesk migrate --verbosity 0
 	$(BIN)/frontdesk run
 
-test: $(VENV)/.installed-test
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/frontdesk makemigrations --check --dry-run --verbosity 0
 	$(MAKE) test-sqlite
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then $(MAKE) test-postgres; \

@@ -36,7 +36,9 @@ INVALID = {"errors": ["Email address is invalid"]}
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+        # `make test` installs it; a missing browser must fail, not hide the browser tests.
+        pytest.fail("Debian's chromium is not installed at /usr/bin/chromium: run `make test` "
+                    "(it installs it) or `apt-get install chromium`")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
