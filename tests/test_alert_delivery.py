@@ -17,7 +17,7 @@ from django.utils import timezone
 from frontdesk.intake.models import IntakeLog
 from frontdesk.ledger.models import Job
 
-from .conftest import WEBHOOK_SECRET, signed_post, subprocess_env
+from .conftest import signed_post, subprocess_env
 from .test_delivery import buy
 from .test_workers import start_worker, stop
 

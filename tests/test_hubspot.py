@@ -10,7 +10,7 @@ import pytest
 from frontdesk.connectors.http import AUTH, PERMANENT, RATE_LIMITED, TRANSIENT, ProviderError
 from frontdesk.connectors.hubspot import setup, sync
 from frontdesk.connectors.hubspot.client import HubSpotClient
-from frontdesk.customers.access import find_or_create_customer, grant
+from frontdesk.customers.access import find_or_create_customer
 from frontdesk.customers.models import Customer, Entitlement, ProviderAccount
 from frontdesk.fakes.hubspot import FakeHubSpot
 from frontdesk.ledger.enqueue import enqueue
@@ -23,6 +23,15 @@ pytestmark = pytest.mark.django_db
 TOKEN = "hubspot-test-token"
 CONTACTS = "/crm/v3/objects/contacts"
 
+
+
+def _grant(customer: Any, names: set[str], source_type: str, source_id: str, rules: Any, event_id: str) -> None:
+    """Active entitlements for a customer, as processing would leave them."""
+    for name in sorted(names):
+        Entitlement.objects.update_or_create(
+            customer=customer, name=name, source_id=source_id,
+            defaults={"source_type": source_type, "rules_version": rules, "event_id": event_id,
+                      "status": Entitlement.ACTIVE})
 
 @pytest.fixture
 def hubspot(settings: Any) -> Iterator[FakeHubSpot]:
@@ -53,7 +62,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def customer(rules: Any, email: str = "ada@example.com", name: str = "Ada Lovelace",
              plans: tuple[str, ...] = ("community",)) -> Customer:
     person = find_or_create_customer(email, None, name)
-    grant(person, set(plans), "checkout_session", f"cs_{email}", rules, "evt_test")
+    _grant(person, set(plans), "checkout_session", f"cs_{email}", rules, "evt_test")
     return person
 
 
@@ -106,7 +115,7 @@ def test_a_plan_change_sends_one_patch_with_only_what_changed(hubspot: FakeHubSp
     person = customer(rules)
     sync.run(job_for(person))
     contact_id = hubspot.contact("ada@example.com")["id"]
-    grant(person, {"course"}, "checkout_session", "cs_course", rules, "evt_2")
+    _grant(person, {"course"}, "checkout_session", "cs_course", rules, "evt_2")
     hubspot.calls.clear()
 
     sync.run(job_for(person))
@@ -164,7 +173,7 @@ def test_a_contact_deleted_in_hubspot_is_found_or_created_again(hubspot: FakeHub
     person = customer(rules)
     sync.run(job_for(person))
     hubspot.contacts.clear()
-    grant(person, {"course"}, "checkout_session", "cs_course", rules, "evt_2")
+    _grant(person, {"course"}, "checkout_session", "cs_course", rules, "evt_2")
     sync.run(job_for(person))
     contact = hubspot.contact("ada@example.com")
     assert contact["properties"]["frontdesk_plan"] == "community;course"

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from frontdesk.customers.models import Customer, Entitlement, EntitlementChange
 from frontdesk.customers.recompute import conflicts, due_for_expiry, recompute
-from frontdesk.ledger.models import Job
 
 from . import stripe_events as se
 from .conftest import drain, signed_post

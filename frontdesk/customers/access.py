@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from frontdesk.customers.models import Customer, Entitlement
+from frontdesk.customers.models import Customer
 from frontdesk.rules.models import RulesVersion
 from frontdesk.rules.schema import desired_targets
 
@@ -48,24 +48,6 @@ def find_or_create_customer(email: str, stripe_customer_id: str | None, name: st
         except IntegrityError:
             continue
     raise RuntimeError("could not create the customer: concurrent updates kept conflicting")
-
-
-def grant(customer: Customer, names: set[str], source_type: str, source_id: str,
-          rules: RulesVersion, event_id: str) -> bool:
-    """Make the named entitlements active for this source; True if anything changed."""
-    changed = False
-    for name in sorted(names):
-        ent, created = Entitlement.objects.get_or_create(
-            customer=customer, name=name, source_id=source_id,
-            defaults={"source_type": source_type, "rules_version": rules, "event_id": event_id},
-        )
-        if created:
-            changed = True
-        elif ent.status != Entitlement.ACTIVE:
-            ent.status, ent.rules_version, ent.event_id = Entitlement.ACTIVE, rules, event_id
-            ent.save(update_fields=["status", "rules_version", "event_id", "updated_at"])
-            changed = True
-    return changed
 
 
 def desired_state(customer: Customer) -> dict[str, dict[str, Any]]:

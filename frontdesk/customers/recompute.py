@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from frontdesk.customers.derive import Derived, derive
 from frontdesk.customers.models import Customer, Entitlement, EntitlementChange, Override
-from frontdesk.ledger.enqueue import request_sync, sync_providers
+from frontdesk.ledger.enqueue import request_syncs
 from frontdesk.logs import get_logger
 from frontdesk.rules.models import RulesVersion
 
@@ -75,8 +75,7 @@ def recompute(customer_id: int, cause: str, *, correlation_id: str = "", now: da
                 _history(customer, row, before, before_expires, cause, rules.number)
                 changed = True
         if changed and customer.email:
-            for provider in sync_providers():
-                request_sync(provider, customer.pk, correlation_id=correlation_id or cause[:32], cause=cause)
+            request_syncs(customer.pk, correlation_id=correlation_id or cause[:32], cause=cause)
     if changed:
         log.info("entitlements_changed", customer_id=customer.pk, cause=cause.split(":")[0])
     return changed

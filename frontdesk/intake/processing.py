@@ -27,6 +27,7 @@ from frontdesk.customers.models import Customer, StripeObject
 from frontdesk.customers.recompute import recompute
 from frontdesk.intake import purchases
 from frontdesk.intake.models import Event
+from frontdesk.ledger.enqueue import request_syncs
 from frontdesk.ledger.models import Job
 from frontdesk.logs import email_hash, get_logger
 from frontdesk.rules.models import RulesVersion
@@ -189,9 +190,7 @@ def customer_updated(ctx: Context, obj: dict[str, Any]) -> Customer | None:
         customer.email = email
         customer.save(update_fields=["email", "updated_at"])
         log.info("customer_email_changed", customer_id=customer.pk, old=email_hash(old), new=email_hash(email))
-        from frontdesk.ledger.enqueue import request_sync, sync_providers
-        for provider in sync_providers():
-            request_sync(provider, customer.pk, correlation_id=ctx.job.correlation_id, cause=ctx.cause)
+        request_syncs(customer.pk, correlation_id=ctx.job.correlation_id, cause=ctx.cause)
     return customer
 
 
@@ -283,9 +282,7 @@ def _apply(ctx: Context, event: Event, obj: dict[str, Any], rules: RulesVersion,
             changed = recompute(customer.pk, ctx.cause, correlation_id=job.correlation_id, rules=rules)
             if getattr(customer, "email_added", False) and not changed:
                 # Access existed before the e-mail was known; now the providers can get it.
-                from frontdesk.ledger.enqueue import request_sync, sync_providers
-                for provider in sync_providers():
-                    request_sync(provider, customer.pk, correlation_id=job.correlation_id, cause=ctx.cause)
+                request_syncs(customer.pk, correlation_id=job.correlation_id, cause=ctx.cause)
             Event.objects.filter(pk=event.pk).update(customer=customer)
         _finish(event, Event.PROCESSED, "" if customer else "customer_unknown")
     return customer, changed

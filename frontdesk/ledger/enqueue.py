@@ -66,3 +66,9 @@ def request_sync(provider: str, customer_id: int, *, correlation_id: str, cause:
     return enqueue(SYNC_KINDS[provider], provider, idempotency_key=f"{key}:{cause}:{uuid.uuid4().hex[:12]}",
                    correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
                    concurrency_key=key)
+
+
+def request_syncs(customer_id: int, *, correlation_id: str, cause: str) -> None:
+    """Ask every configured provider to converge this customer."""
+    for provider in sync_providers():
+        request_sync(provider, customer_id, correlation_id=correlation_id, cause=cause)

@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from frontdesk.connectors.http import AUTH, PERMANENT, RATE_LIMITED, TRANSIENT, ProviderError, last_status
+from frontdesk.connectors.http import AUTH, PERMANENT, RATE_LIMITED, ProviderError, last_status
 from frontdesk.ledger import backoff, providers
 from frontdesk.ledger.enqueue import enqueue
 from frontdesk.ledger.handlers import handler_for
