@@ -1,10 +1,17 @@
-"""Who is calling, and whether they are over their limit on ``POST /webhooks/stripe``.
+"""Who is calling, and whether they have sent too many requests that stored nothing new.
 
-The limit is a moving window per client address held in this process's memory (the ``limits``
+Only wasted requests count against an address: those refused (bad signature, stale timestamp,
+malformed body, …) and duplicates of an event already stored. A correctly signed new event is
+never counted or refused: Stripe delivers from a handful of addresses, and after an outage its
+backlog arrives as one burst that a plain per-address limit would answer with 429s, delaying
+real payments by minutes to hours. Once an address is over its limit, every request from it gets
+a 429 before its body is read, so a flood of forgeries costs a log row each and nothing more.
+
+The counts are a moving window per address held in this process's memory (the ``limits``
 library): the intake must answer in milliseconds at high volume, so a database write per request
-is too dear. Each web process counts on its own, so with N gunicorn workers an address may send
-up to N times ``FRONTDESK_INTAKE_RATE_LIMIT``; the limit is there to keep one noisy address from
-crowding out Stripe, not to meter anyone exactly (docs/security.md).
+is too dear. Each web process counts on its own, so with N gunicorn workers an address may waste
+up to N times ``FRONTDESK_INTAKE_RATE_LIMIT`` (docs/security.md). A request that is not counted
+only reads the window (no write, no expiry timer), which keeps the check off the fast path.
 
 Behind a reverse proxy every request comes from the proxy's address. With the proxy listed in
 ``FRONTDESK_TRUSTED_PROXIES``, the client is the right-most address of ``X-Forwarded-For`` that
@@ -142,19 +149,32 @@ def _limiter() -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(MemoryStorage())
 
 
-def retry_after(address: Address | None) -> int | None:
-    """Count one request from ``address`` (see :func:`client_address`); return the seconds to
-    wait when it is over the limit, else None. A request with no known address is not limited."""
+def _window(address: Address | None) -> tuple[RateLimitItemPerSecond, str] | None:
     rate = intake_rate()
-    if rate is None or address is None:
+    if rate is None or address is None:  # no known address: one shared key would limit everyone
         return None
-    item = RateLimitItemPerSecond(*rate)
+    return RateLimitItemPerSecond(*rate), _key(address)
+
+
+def retry_after(address: Address | None) -> int | None:
+    """The seconds ``address`` must wait when it has wasted its limit (see :func:`count_wasted`),
+    else None. Reads the window only: a request is counted once its outcome is known."""
+    window = _window(address)
+    if window is None:
+        return None
+    item, key = window
     limiter = _limiter()
-    key = _key(address)
-    if limiter.hit(item, "intake", key):
+    if limiter.test(item, "intake", key):
         return None
     reset_at, _remaining = limiter.get_window_stats(item, "intake", key)
     return max(1, math.ceil(reset_at - time.time()))
+
+
+def count_wasted(address: Address | None) -> None:
+    """Count one request from ``address`` that stored nothing new (refused, or a duplicate)."""
+    window = _window(address)
+    if window is not None:
+        _limiter().hit(window[0], "intake", window[1])
 
 
 def reset() -> None:

@@ -80,12 +80,15 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
             entry.event_id, entry.event_type = str(data["id"])[:255], str(data["type"])[:100]
             outcome = _store(data, body, received_at, correlation_id, entry, started)
         except Rejected as exc:
+            throttling.count_wasted(client)
             return _answer(entry, started, exc.status, exc.reason, {"error": exc.reason, "detail": exc.detail})
         except DatabaseError:
             log.exception("intake_database_error")
             # 503 makes Stripe retry later; nothing was stored.
             return _answer(entry, started, 503, "database_unavailable",
                            {"error": "database_unavailable", "detail": "try again later"}, write_log=False)
+        if outcome == storage.DUPLICATE:
+            throttling.count_wasted(client)
         _observe(entry, outcome, started)
         return JsonResponse({"status": outcome, "event": entry.event_id, "correlation_id": correlation_id})
 
