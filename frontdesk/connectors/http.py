@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextvars
 import email.utils
+import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -46,6 +48,38 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+class _SharedTransport(httpx.BaseTransport):
+    """The process's one connection pool, lent to every client: closing a client leaves it open.
+
+    A client per job keeps headers and cookies apart, but building a transport per job built a
+    TLS context (loading the CA bundle) and a new connection each time: over half of a worker's
+    CPU per job (docs/performance.md). The pool is thread-safe and keyed by origin inside httpx.
+    """
+
+    _lock = threading.Lock()
+    _pool: httpx.HTTPTransport | None = None
+
+    @classmethod
+    def pool(cls) -> httpx.HTTPTransport:
+        with cls._lock:
+            if cls._pool is None:
+                cls._pool = httpx.HTTPTransport()
+            return cls._pool
+
+    @classmethod
+    def forget(cls) -> None:
+        # A forked child must not write to sockets its parent is using.
+        cls._pool = None
+        cls._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.pool().handle_request(request)
+
+
+os.register_at_fork(after_in_child=_SharedTransport.forget)
+_TRANSPORT = _SharedTransport()
+
+
 class ProviderClient:
     """Base for the Circle, Kit and Stripe clients; subclasses set ``provider`` and override
     :meth:`error_message` to read the vendor's error body."""
@@ -58,6 +92,7 @@ class ProviderClient:
             headers={"User-Agent": "frontdesk/0.1", **headers},
             timeout=timeout or settings.HTTP_TIMEOUT_SECONDS,
             follow_redirects=False,
+            transport=_TRANSPORT,
         )
 
     def close(self) -> None:
