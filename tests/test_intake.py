@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from django.db import OperationalError
+from django.utils import timezone
 
 from frontdesk.intake.models import Event, IntakeLog
 from frontdesk.ledger.models import Job
@@ -49,6 +50,23 @@ def test_it_answers_a_duplicate_with_200_and_stores_nothing_new(client: Any) -> 
     assert Event.objects.count() == 1
     assert Job.objects.count() == 1
     assert list(IntakeLog.objects.order_by("pk").values_list("reason", flat=True)) == ["accepted", "duplicate"]
+
+
+def test_a_new_event_whose_job_key_is_taken_is_still_stored_with_a_job(client: Any) -> None:
+    # A job can outlive its event (retention keeps them apart): its key must not turn the new
+    # event into a "duplicate" that is never stored or processed.
+    payload = paid_checkout()
+    old = Job.objects.create(kind="stripe.process_event", provider="stripe", correlation_id="old",
+                             idempotency_key=f"stripe:event:{payload['id']}", state="succeeded",
+                             run_at=timezone.now(), deadline=timezone.now())
+    response = signed_post(client, payload)
+    assert response.json()["status"] == "stored"
+    event = Event.objects.get(event_id=payload["id"])
+    job = Job.objects.get(event=event)
+    assert job.pk != old.pk and job.state == "queued"
+    assert list(IntakeLog.objects.values_list("reason", flat=True)) == ["accepted"]
+    assert signed_post(client, payload).json()["status"] == "duplicate"
+    assert Job.objects.count() == 2
 
 
 def test_it_stores_unknown_types_as_ignored_without_jobs(client: Any) -> None:

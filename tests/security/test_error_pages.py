@@ -158,6 +158,8 @@ def test_a_rate_limited_intake_shows_nothing(anonymous: Client, settings: Any) -
     settings.INTAKE_RATE_LIMIT = (1, 60)
     body = _event_for(EMAILS[1])
     assert intake(anonymous, body, signature.header(body, [WEBHOOK_SECRET])).status_code == 200
+    # The duplicate is the wasted request that uses up the limit.
+    assert intake(anonymous, body, signature.header(body, [WEBHOOK_SECRET])).json()["status"] == "duplicate"
     assert_clean(intake(anonymous, body, signature.header(body, [WEBHOOK_SECRET])), 429)
 
 
