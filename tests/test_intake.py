@@ -36,6 +36,8 @@ def test_it_stores_a_verified_event_with_its_job(client: Any) -> None:
     assert event.created is not None and int(event.created.timestamp()) == payload["created"]
     job = Job.objects.get(event=event)
     assert (job.kind, job.state, job.correlation_id) == ("stripe.process_event", "queued", event.correlation_id)
+    assert (job.payload, job.attempts, job.idempotency_key) == ({}, 0, f"stripe:event:{payload['id']}")
+    assert job.run_at <= job.created_at < job.deadline and job.updated_at is not None
     log = IntakeLog.objects.get()
     assert (log.status_code, log.reason, log.event_id, log.source_ip) == (200, "accepted", payload["id"], "127.0.0.1")
     assert log.latency_ms > 0
@@ -145,7 +147,7 @@ def test_it_rejects_an_oversized_body(client: Any) -> None:
 
 
 def test_it_answers_503_when_the_database_is_down(client: Any) -> None:
-    with mock.patch("frontdesk.intake.models.Event.objects.create", side_effect=OperationalError("down")):
+    with mock.patch("frontdesk.intake.storage._insert", side_effect=OperationalError("down")):
         response = signed_post(client, paid_checkout())
     assert response.status_code == 503
     assert response.json()["error"] == "database_unavailable"

@@ -21,26 +21,29 @@ def sync_providers() -> list[str]:
     return [p for p in SYNC_KINDS if p not in OPTIONAL_SYNCS or getattr(settings, OPTIONAL_SYNCS[p], "")]
 
 
+def new_job(kind: str, provider: str, *, idempotency_key: str, correlation_id: str,
+            customer_id: int | None = None, event_id: int | None = None,
+            concurrency_key: str | None = None, run_at: datetime | None = None,
+            priority: int = 0, payload: dict[str, object] | None = None) -> Job:
+    """An unsaved job, due at ``run_at`` (default now), retried until the provider's
+    ``retry_max_age`` has passed."""
+    now = timezone.now()
+    max_age = float(settings.PROVIDERS.get(provider, {}).get("retry_max_age", 3 * 24 * 3600))  # type: ignore[arg-type]
+    return Job(kind=kind, provider=provider, idempotency_key=idempotency_key,
+               correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
+               concurrency_key=concurrency_key, run_at=run_at or now, priority=priority,
+               payload=payload or {}, deadline=now + timedelta(seconds=max_age))
+
+
 def enqueue(kind: str, provider: str, *, idempotency_key: str, correlation_id: str,
             customer_id: int | None = None, event_id: int | None = None,
             concurrency_key: str | None = None, run_at: datetime | None = None,
-            priority: int = 0, payload: dict[str, object] | None = None,
-            savepoint: bool = True) -> Job | None:
+            priority: int = 0, payload: dict[str, object] | None = None) -> Job | None:
     """Create a job unless one with this idempotency key (or a waiting one with this
-    concurrency key) exists. Returns the new job, or None when nothing was added.
-
-    ``savepoint=False`` saves two round trips for a caller that knows the key is new (the
-    intake, right after inserting the event the key is made of); a clash then raises
-    IntegrityError and spoils the caller's transaction, which the caller must handle."""
-    now = timezone.now()
-    max_age = float(settings.PROVIDERS.get(provider, {}).get("retry_max_age", 3 * 24 * 3600))  # type: ignore[arg-type]
-    job = Job(kind=kind, provider=provider, idempotency_key=idempotency_key,
-              correlation_id=correlation_id, customer_id=customer_id, event_id=event_id,
-              concurrency_key=concurrency_key, run_at=run_at or now, priority=priority,
-              payload=payload or {}, deadline=now + timedelta(seconds=max_age))
-    if not savepoint:
-        job.save(force_insert=True)
-        return job
+    concurrency key) exists. Returns the new job, or None when nothing was added."""
+    job = new_job(kind, provider, idempotency_key=idempotency_key, correlation_id=correlation_id,
+                  customer_id=customer_id, event_id=event_id, concurrency_key=concurrency_key,
+                  run_at=run_at, priority=priority, payload=payload)
     try:
         with transaction.atomic():  # a savepoint: a lost race must not spoil the caller's transaction
             job.save(force_insert=True)
