@@ -69,7 +69,6 @@ CIRCUIT_MAX_COOLDOWN_SECONDS = conf.number("FRONTDESK_CIRCUIT_MAX_COOLDOWN", 600
 AUTH_PAUSE_SECONDS = conf.number("FRONTDESK_AUTH_PAUSE", 300.0, minimum=0.01)
 LEASE_SECONDS = conf.number("FRONTDESK_LEASE_SECONDS", 60.0, minimum=1)
 HTTP_TIMEOUT_SECONDS = conf.number("FRONTDESK_HTTP_TIMEOUT", 10.0, minimum=0.01)
-WORKER_POLL_SECONDS = conf.number("FRONTDESK_WORKER_POLL", 1.0, minimum=0.01)
 
 # With no provider credentials in development, frontdesk runs against local fakes of Stripe,
 # Circle and Kit (the sandbox), which `frontdesk run` starts on fixed ports.
@@ -236,6 +235,11 @@ def _database() -> dict[str, object]:
 
 
 DATABASES = {"default": _database()}
+# How long an idle worker thread waits before looking at the queue again. On PostgreSQL a new
+# job wakes it at once (LISTEN/NOTIFY, ledger/wakeup.py), so the poll only bounds the delay of a
+# retry coming due; SQLite has no such notice between processes, so it looks more often.
+WORKER_POLL_SECONDS = conf.number(
+    "FRONTDESK_WORKER_POLL", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.25, minimum=0.01)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from frontdesk.ledger.models import Job, JobState
+from frontdesk.ledger.wakeup import announce
 
 SYNC_KINDS = {"circle": "circle.sync", "kit": "kit.sync", "hubspot": "hubspot.sync"}
 OPTIONAL_SYNCS = {"hubspot": "HUBSPOT_ACCESS_TOKEN"}  # queued only when configured
@@ -49,6 +50,8 @@ def enqueue(kind: str, provider: str, *, idempotency_key: str, correlation_id: s
             job.save(force_insert=True)
     except IntegrityError:
         return None
+    if job.run_at <= timezone.now():
+        announce()  # a later job is found by the poll when its time comes
     return job
 
 

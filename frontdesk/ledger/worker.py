@@ -21,7 +21,7 @@ from django.utils import timezone
 from frontdesk.alerts.evaluate import evaluate as evaluate_alerts
 from frontdesk.alerts.evaluate import take_slot
 from frontdesk.customers.recompute import due_for_expiry, recompute
-from frontdesk.ledger import claim, providers
+from frontdesk.ledger import claim, providers, wakeup
 from frontdesk.ledger.models import Attempt, Job, JobState, WorkerHeartbeat
 from frontdesk.ledger.runner import execute
 from frontdesk.logs import get_logger
@@ -42,6 +42,8 @@ class Worker:
         self.in_flight: dict[int, int] = {}  # thread ident → job id
         self.lock = threading.Lock()
         self.done = 0
+        self.bell = wakeup.Doorbell()
+        self.listener: wakeup.Listener | None = None
 
     # --- one unit of work -------------------------------------------------------------
     def run_one(self) -> bool:
@@ -57,6 +59,9 @@ class Worker:
             with self.lock:
                 self.in_flight.pop(threading.get_ident(), None)
                 self.done += 1
+            # The job may have queued others (a processed event, its syncs): idle threads of this
+            # process look now. Across processes PostgreSQL's NOTIFY does it (wakeup.py).
+            self.bell.ring()
         return True
 
     def housekeeping(self) -> None:
@@ -85,16 +90,17 @@ class Worker:
     # --- loops ---------------------------------------------------------------------------
     def _work_loop(self) -> None:
         while not self.stopping.is_set():
+            rings = self.bell.mark()
             try:
                 found = self.run_one()
             except Exception:
                 log.exception("worker_loop_error")
                 found = False
-                self.stopping.wait(self.poll)
+                self.stopping.wait(self.poll)  # a broken database: no hurry, whatever rings
             finally:
                 close_old_connections()
             if not found:
-                self.stopping.wait(self.poll)
+                self.bell.wait(rings, self.poll)
         connection.close()
 
     def _housekeeping_loop(self) -> None:
@@ -126,10 +132,14 @@ class Worker:
         threads = [threading.Thread(target=self._work_loop, name=f"job-{i}", daemon=True)
                    for i in range(self.concurrency)]
         keeper = threading.Thread(target=self._housekeeping_loop, name="housekeeping", daemon=True)
+        if connection.vendor == "postgresql":
+            self.listener = wakeup.Listener(self.bell, self.stopping)
+            threads.append(self.listener)
         for t in [*threads, keeper]:
             t.start()
         while not self.stopping.is_set():
             self.stopping.wait(0.5)
+        self.bell.ring()  # idle threads see stopping now, not after their poll
         deadline = time.monotonic() + SHUTDOWN_GRACE
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
