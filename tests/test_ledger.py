@@ -138,8 +138,8 @@ def test_the_circuit_opens_at_the_threshold_and_one_probe_wins(settings: Any) ->
     assert providers.blocked_providers() == ["circle"]
     assert not providers.take_probe("circle")
     ProviderState.objects.filter(provider="circle").update(blocked_until=timezone.now() - timedelta(seconds=1))
-    assert providers.take_probe("circle") is True
-    assert providers.take_probe("circle") is False  # the others wait for the probe
+    assert providers.take_probe("circle") is not None
+    assert providers.take_probe("circle") is None  # the others wait for the probe
     providers.record_success("circle")
     state = ProviderState.objects.get(provider="circle")
     assert (state.status, state.consecutive_failures) == ("ok", 0)
@@ -171,3 +171,17 @@ def test_retries_stop_at_the_deadline_and_go_to_review(fakes: Any, rules: Any) -
     job.refresh_from_db()
     assert job.reason_code == "retries_exhausted"
     assert "http_500" in job.last_error
+
+
+@pytest.mark.django_db
+def test_a_success_writes_nothing_on_a_clean_lane_and_resets_failures_otherwise(
+        django_assert_num_queries: Any) -> None:
+    clean = providers.take_probe("kit")
+    assert clean is not None
+    with django_assert_num_queries(0):
+        providers.record_success("kit", seen=clean)
+    providers.record_transient("kit", "http_500", "boom")
+    seen = providers.take_probe("kit")
+    assert seen is not None and seen.consecutive_failures == 1
+    providers.record_success("kit", seen=seen)
+    assert ProviderState.objects.get(provider="kit").consecutive_failures == 0

@@ -33,22 +33,27 @@ def blocked_providers(now: datetime | None = None) -> list[str]:
     )
 
 
-def take_probe(provider: str, now: datetime | None = None) -> bool:
-    """True if this caller may run a job of ``provider`` now. For a lane whose block has run
-    out, only one caller wins: it pushes blocked_until forward while its probe runs."""
+def take_probe(provider: str, now: datetime | None = None) -> ProviderState | None:
+    """The lane's state if this caller may run a job of ``provider`` now, else None. For a lane
+    whose block has run out, only one caller wins: it pushes blocked_until forward while its
+    probe runs."""
     now = now or timezone.now()
     row = state(provider)
     if row.status == ProviderState.OK:
-        return True
+        return row
     if row.blocked_until and row.blocked_until > now:
-        return False
+        return None
     won = ProviderState.objects.filter(
         provider=provider, status=row.status, blocked_until=row.blocked_until
     ).update(blocked_until=now + timedelta(seconds=PROBE_SECONDS))
-    return won == 1
+    return row if won == 1 else None
 
 
-def record_success(provider: str) -> None:
+def record_success(provider: str, seen: ProviderState | None = None) -> None:
+    """Close the lane and reset its failure count, unless ``seen`` (the state read before the
+    job ran) was already clean: the usual case costs no write."""
+    if seen is not None and seen.status == ProviderState.OK and seen.consecutive_failures == 0:
+        return
     updated = ProviderState.objects.filter(provider=provider).exclude(
         status=ProviderState.OK, consecutive_failures=0
     ).update(status=ProviderState.OK, consecutive_failures=0, cooldown_seconds=0,

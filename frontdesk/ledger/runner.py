@@ -32,7 +32,8 @@ log = get_logger(__name__)
 def execute(job: Job, worker_id: str) -> str:
     """Run ``job`` (already claimed by ``worker_id``); return its new state."""
     with bound(correlation_id=job.correlation_id, job_id=job.pk, job_kind=job.kind):
-        if not providers.take_probe(job.provider):
+        lane = providers.take_probe(job.provider)
+        if lane is None:
             until = providers.state(job.provider).blocked_until or timezone.now()
             return _release(job, worker_id, until, reason=f"{job.provider}_blocked")
         number = job.attempts + 1
@@ -66,7 +67,7 @@ def execute(job: Job, worker_id: str) -> str:
                                   f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
             return _failed(job, worker_id, attempt, started, error)
         _finish_attempt(attempt, started, "succeeded")
-        providers.record_success(job.provider)
+        providers.record_success(job.provider, seen=lane)
         return _complete(job, worker_id, JobState.SUCCEEDED)
 
 

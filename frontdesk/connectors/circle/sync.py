@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from frontdesk.connectors.circle.client import TARGETS, CircleClient
-from frontdesk.connectors.state import account_for, applied_set, pending_set, save_applied, save_pending
+from frontdesk.connectors.state import account_for, applied_set, converge, pending_set, save_applied
 from frontdesk.customers.access import desired_state
 from frontdesk.ledger.models import Job
+
+CREATE_WITH = ("spaces", "space_groups", "member_tags")  # what a member can be created with
 
 
 def run(job: Job) -> None:
@@ -31,35 +33,24 @@ def run(job: Job) -> None:
                 # crash), the retry finds the member by this e-mail and takes back whatever
                 # is no longer desired by then.
                 account.email = email
-                for kind in ("spaces", "space_groups", "member_tags"):
-                    save_pending(account, kind, pending_set(account, kind) | desired[kind])
+                for kind in CREATE_WITH:
+                    account.applied[f"pending_{kind}"] = sorted(pending_set(account, kind) | desired[kind])
+                account.save(update_fields=["applied", "email"])
                 member = circle.create_member(
                     email, customer.name, spaces=sorted(desired["spaces"]),
                     space_groups=sorted(desired["space_groups"]), member_tags=sorted(desired["member_tags"]))
                 account.external_id = str(member.get("id", ""))
-                for kind in ("spaces", "space_groups", "member_tags"):
+                for kind in CREATE_WITH:
                     account.applied[kind] = sorted(applied_set(account, kind) | desired[kind])
-                    save_pending(account, kind, pending_set(account, kind) - desired[kind])
+                    account.applied[f"pending_{kind}"] = sorted(pending_set(account, kind) - desired[kind])
+                save_applied(account, "spaces", applied_set(account, "spaces"))
             else:
                 account.external_id, account.email = str(member.get("id", "")), email
                 # Tags already on the member need no call; other memberships are not in the
                 # member object, and Circle's adds are safe to repeat (circle.md §6).
                 present = {t.get("id") for t in member.get("member_tags") or []}
                 save_applied(account, "member_tags", applied_set(account, "member_tags") | (present & desired["member_tags"]))
-        for kind in TARGETS:
-            applied, pending = applied_set(account, kind), pending_set(account, kind)
-            for target in sorted(desired[kind] - applied):
-                save_pending(account, kind, pending | {target})  # before the call: see above
-                circle.add(kind, target, account.email or customer.email)
-                applied.add(target)
-                pending.discard(target)
-                account.applied[f"pending_{kind}"] = sorted(pending)
-                save_applied(account, kind, applied)
-            # A target whose add may have happened without our knowing is removed as well
-            # (removing a non-member answers 404, which counts as done).
-            for target in sorted((applied | pending) - desired[kind]):
-                circle.remove(kind, target, account.email or customer.email)
-                applied.discard(target)
-                pending.discard(target)
-                account.applied[f"pending_{kind}"] = sorted(pending)
-                save_applied(account, kind, applied)
+        email_in_circle = account.email or customer.email
+        converge(account, {kind: desired[kind] for kind in TARGETS},
+                 add=lambda kind, target: circle.add(kind, target, email_in_circle),
+                 remove=lambda kind, target: circle.remove(kind, target, email_in_circle))

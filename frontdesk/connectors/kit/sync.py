@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from frontdesk.connectors.kit.client import KitClient
-from frontdesk.connectors.state import account_for, applied_set, pending_set, save_applied, save_pending
+from frontdesk.connectors.state import account_for, converge, save_applied
 from frontdesk.customers.access import desired_state
 from frontdesk.ledger.models import Job
 
@@ -57,23 +57,9 @@ def run(job: Job) -> None:
                 account.email = email = customer.email
                 account.applied["pending_fields"] = []
                 save_applied(account, "fields", dict(desired["fields"]))
-        tags, pending = applied_set(account, "tags"), pending_set(account, "tags")
-        for tag in sorted(set(desired["tags"]) - tags):
-            save_pending(account, "tags", pending | {tag})  # before the call: a lost answer is undone later
-            kit.tag(tag, email)
-            tags.add(tag)
-            pending.discard(tag)
-            account.applied["pending_tags"] = sorted(pending)
-            save_applied(account, "tags", tags)
-        for tag in sorted((tags | pending) - set(desired["tags"])):
-            kit.untag(tag, account.external_id)  # a 404 (not tagged) counts as done
-            tags.discard(tag)
-            pending.discard(tag)
-            account.applied["pending_tags"] = sorted(pending)
-            save_applied(account, "tags", tags)
+        converge(account, {"tags": set(desired["tags"])},
+                 add=lambda _kind, tag: kit.tag(tag, email),
+                 remove=lambda _kind, tag: kit.untag(tag, account.external_id))  # a 404 (not tagged) counts as done
         # Kit has no "remove from sequence" call; a sequence once joined stays applied.
-        sequences = applied_set(account, "sequences")
-        for sequence in sorted(set(desired["sequences"]) - sequences):
-            kit.add_to_sequence(sequence, email)
-            sequences.add(sequence)
-            save_applied(account, "sequences", sequences)
+        converge(account, {"sequences": set(desired["sequences"])},
+                 add=lambda _kind, sequence: kit.add_to_sequence(sequence, email), remove=None)
