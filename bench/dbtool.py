@@ -4,6 +4,8 @@
     python bench/dbtool.py reset                empty every table the benchmark writes (not rules)
     python bench/dbtool.py intake-stats         events / jobs / intake-log rows, as JSON
     python bench/dbtool.py enqueue N PRICE      N paid checkouts through the real webhook view
+    python bench/dbtool.py enqueue-backlog N PRICE   the same, then their process_event jobs run here,
+                                                leaving only the provider jobs they cause queued
     python bench/dbtool.py wait MIN_JOBS TIMEOUT   poll until every job is final (bounded)
     python bench/dbtool.py delivery-stats       job counts and the worker-side time window
     python bench/dbtool.py count-queries PRICE  SQL statements per webhook and per job kind
@@ -106,6 +108,34 @@ def intake_stats() -> None:
 def enqueue(count: int, price: str) -> None:
     """Deliver ``count`` paid checkouts for new customers through the webhook view itself
     (Django's test client: the same code path as gunicorn, minus the socket)."""
+    started = time.perf_counter()
+    outcomes = _post_checkouts(count, price, "bench")
+    out({"outcomes": outcomes, "seconds": round(time.perf_counter() - started, 3),
+         "jobs": Job.objects.count()})
+
+
+def enqueue_backlog(count: int, price: str) -> None:
+    """A backlog of provider jobs that no worker has touched: ``count`` paid checkouts, then
+    their ``stripe.process_event`` jobs run in this process (they call no provider), so what is
+    left queued is the sync jobs they caused."""
+    from frontdesk.ledger import claim
+    from frontdesk.ledger.runner import execute
+
+    started = time.perf_counter()
+    outcomes = _post_checkouts(count, price, "backlog")
+    processed = 0
+    # Every provider but Stripe's excluded: only the process_event jobs are claimed.
+    while (job := claim.claim("bench-backlog", ["circle", "kit", "hubspot"])) is not None:
+        execute(job, "bench-backlog")
+        processed += 1
+    by_kind: dict[str, dict[str, int]] = {}
+    for row in Job.objects.values("kind", "state").annotate(n=Count("id")):
+        by_kind.setdefault(row["kind"], {})[row["state"]] = row["n"]
+    out({"outcomes": outcomes, "processed": processed, "by_kind": by_kind,
+         "seconds": round(time.perf_counter() - started, 3)})
+
+
+def _post_checkouts(count: int, price: str, prefix: str) -> dict[str, int]:
     from django.conf import settings
     from django.test import Client
 
@@ -114,18 +144,16 @@ def enqueue(count: int, price: str) -> None:
     client = Client()
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     outcomes: dict[str, int] = {}
-    started = time.perf_counter()
     stamp = int(time.time())
     for i in range(count):
-        session = samples.checkout_session(f"bench{stamp}-{i}@example.com", price, name=f"Bench {i}")
+        session = samples.checkout_session(f"{prefix}{stamp}-{i}@example.com", price, name=f"Bench {i}")
         body = json.dumps(samples.event("checkout.session.completed", session)).encode()
         response = client.post("/webhooks/stripe", data=body, content_type="application/json",
                                HTTP_STRIPE_SIGNATURE=signature.header(body, secrets))
         status = response.json().get("status", str(response.status_code)) if response.status_code == 200 \
             else f"http_{response.status_code}"
         outcomes[status] = outcomes.get(status, 0) + 1
-    out({"outcomes": outcomes, "seconds": round(time.perf_counter() - started, 3),
-         "jobs": Job.objects.count()})
+    return outcomes
 
 
 def _state_counts() -> dict[str, int]:
@@ -311,6 +339,8 @@ def main(argv: list[str]) -> int:
         intake_stats()
     elif command == "enqueue":
         enqueue(int(args[0]), args[1])
+    elif command == "enqueue-backlog":
+        enqueue_backlog(int(args[0]), args[1])
     elif command == "wait":
         wait(int(args[0]), float(args[1]))
     elif command == "cprofile-jobs":
