@@ -185,3 +185,43 @@ def test_a_success_writes_nothing_on_a_clean_lane_and_resets_failures_otherwise(
     assert seen is not None and seen.consecutive_failures == 1
     providers.record_success("kit", seen=seen)
     assert ProviderState.objects.get(provider="kit").consecutive_failures == 0
+
+
+def _job_for(provider: str) -> Job:
+    job = enqueue(f"{provider}.sync", provider, idempotency_key=f"{provider}:x", correlation_id="c")
+    assert job is not None
+    return job
+
+
+@pytest.mark.django_db
+def test_the_claim_skips_blocked_lanes_counts_the_attempt_and_says_whether_the_lane_is_clean() -> None:
+    future, past = timezone.now() + timedelta(minutes=5), timezone.now() - timedelta(seconds=1)
+    ProviderState.objects.create(provider="circle", status=ProviderState.CIRCUIT_OPEN, blocked_until=future)
+    circle = _job_for("circle")
+    assert claim.claim("w") is None  # its lane is blocked
+    ProviderState.objects.filter(provider="circle").update(blocked_until=past)
+    probe = claim.claim("w")
+    assert (probe.pk, probe.lane_clean, probe.attempts) == (circle.pk, False, 1)  # the runner probes
+    ProviderState.objects.create(provider="kit", status=ProviderState.OK, consecutive_failures=2)
+    kit = _job_for("kit")
+    claimed = claim.claim("w")
+    assert (claimed.pk, claimed.lane_clean) == (kit.pk, False)  # open, but failures to reset
+    stripe = _job_for("stripe")  # no lane row yet: it never failed
+    claimed = claim.claim("w")
+    assert (claimed.pk, claimed.lane_clean) == (stripe.pk, True)
+
+
+@pytest.mark.django_db
+def test_a_job_put_back_unrun_does_not_spend_its_attempt() -> None:
+    from frontdesk.ledger.runner import execute
+
+    job = _job_for("circle")
+    claimed = claim.claim("w")
+    assert claimed.attempts == 1
+    ProviderState.objects.create(provider="circle", status=ProviderState.PAUSED,
+                                 blocked_until=timezone.now() + timedelta(minutes=5))
+    claimed.lane_clean = False  # paused by another worker after this claim
+    assert execute(claimed, "w") == JobState.QUEUED
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.reason_code) == (JobState.QUEUED, 0, "circle_blocked")
+    assert not Attempt.objects.filter(job=job).exists()

@@ -8,13 +8,14 @@ under the database's one writer lock, which gives the same guarantee.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from frontdesk.ledger.models import Attempt, Job, JobState
+from frontdesk.ledger.models import Attempt, Job, JobState, ProviderState
 from frontdesk.logs import get_logger
 
 log = get_logger(__name__)
@@ -24,23 +25,30 @@ def _db(value: datetime) -> object:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def claim(worker_id: str, blocked: list[str], now: datetime | None = None) -> Job | None:
+def claim(worker_id: str, blocked: Sequence[str] = (), now: datetime | None = None) -> Job | None:
+    """Lease the most urgent due job whose provider lane is open, counting its attempt.
+
+    The statement also skips lanes that are blocked (circuit open, paused, rate limited) and
+    says whether the job's lane is clean (open, no recent failures): the runner then needs
+    neither to read nor to write the lane. ``blocked`` excludes more providers by name."""
     now = now or timezone.now()
     lease_until = now + timedelta(seconds=settings.LEASE_SECONDS)
-    table = Job._meta.db_table
+    table, lanes = Job._meta.db_table, ProviderState._meta.db_table
     exclude = ""
     # The claimed job reads the newest state, so earlier rerun requests are already covered.
-    params: list[object] = [worker_id, _db(lease_until), _db(now), False, _db(now)]
+    params: list[object] = [worker_id, _db(lease_until), _db(now), False, _db(now), _db(now)]
     if blocked:
         exclude = f"AND j.provider NOT IN ({', '.join(['%s'] * len(blocked))})"
         params.extend(blocked)
     lock = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     sql = f"""
         UPDATE {table} SET state = 'running', lease_owner = %s, lease_expires_at = %s, updated_at = %s,
-            rerun_requested = %s
+            rerun_requested = %s, attempts = attempts + 1
         WHERE id IN (
             SELECT j.id FROM {table} j
-            WHERE j.state IN ('queued', 'retrying') AND j.run_at <= %s {exclude}
+            WHERE j.state IN ('queued', 'retrying') AND j.run_at <= %s
+              AND NOT EXISTS (SELECT 1 FROM {lanes} b WHERE b.provider = j.provider
+                              AND b.status <> '{ProviderState.OK}' AND b.blocked_until > %s) {exclude}
               AND (j.concurrency_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM {table} r
                     WHERE r.concurrency_key = j.concurrency_key AND r.state = 'running'))
@@ -48,8 +56,9 @@ def claim(worker_id: str, blocked: list[str], now: datetime | None = None) -> Jo
             LIMIT 1
             {lock}
         )
-        RETURNING id
-    """  # nosec B608  # only the table name and fixed SQL fragments are interpolated; values are %s parameters
+        RETURNING id, COALESCE((SELECT s.status = '{ProviderState.OK}' AND s.consecutive_failures = 0
+                                FROM {lanes} s WHERE s.provider = {table}.provider), TRUE)
+    """  # nosec B608  # only table names and fixed SQL fragments are interpolated; values are %s parameters
     # One statement is atomic on its own: on PostgreSQL it runs without BEGIN/COMMIT (two round
     # trips fewer per job); SQLite keeps BEGIN IMMEDIATE, which takes its write lock up front.
     with transaction.atomic() if connection.vendor == "sqlite" else nullcontext(), connection.cursor() as cursor:
@@ -57,7 +66,9 @@ def claim(worker_id: str, blocked: list[str], now: datetime | None = None) -> Jo
         row = cursor.fetchone()
     if row is None:
         return None
-    return Job.objects.select_related("customer", "event").get(pk=row[0])
+    job = Job.objects.select_related("customer", "event").get(pk=row[0])
+    job.lane_clean = bool(row[1])
+    return job
 
 
 def renew_leases(worker_id: str, job_ids: list[int]) -> int:

@@ -58,6 +58,9 @@ class Job(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Set by the claim, not stored: the job's provider lane was open with no recent failures.
+    lane_clean = False
+
     objects = JobQuerySet.as_manager()
 
     class Meta:

@@ -20,25 +20,27 @@ from frontdesk.connectors.http import AUTH, PERMANENT, RATE_LIMITED, ProviderErr
 from frontdesk.ledger import backoff, providers
 from frontdesk.ledger.enqueue import enqueue
 from frontdesk.ledger.handlers import handler_for
-from frontdesk.ledger.models import Attempt, Job, JobState
+from frontdesk.ledger.models import Attempt, Job, JobState, ProviderState
 from frontdesk.ledger.ratelimit import Deferred
 from frontdesk.logs import bound, get_logger
 from frontdesk.ops.metrics import ATTEMPT_LATENCY, ATTEMPTS, RETRIES
 from frontdesk.redact import redact
 
 log = get_logger(__name__)
+CLEAN_LANE = ProviderState(status=ProviderState.OK, consecutive_failures=0)  # never saved
 
 
 def execute(job: Job, worker_id: str) -> str:
     """Run ``job`` (already claimed by ``worker_id``); return its new state."""
     with bound(correlation_id=job.correlation_id, job_id=job.pk, job_kind=job.kind):
-        lane = providers.take_probe(job.provider)
+        # A lane the claim saw clean needs no read now, nor a write after a success.
+        lane = CLEAN_LANE if job.lane_clean else providers.take_probe(job.provider)
         if lane is None:
             until = providers.state(job.provider).blocked_until or timezone.now()
             return _release(job, worker_id, until, reason=f"{job.provider}_blocked")
-        number = job.attempts + 1
-        Job.objects.filter(pk=job.pk).update(attempts=F("attempts") + 1)
-        attempt = Attempt.objects.create(job=job, number=number, worker=worker_id, started_at=timezone.now())
+        # The claim counted this attempt (job.attempts is its number), so that a worker killed
+        # from here on has spent it.
+        attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker_id, started_at=timezone.now())
         started = time.monotonic()
         last_status.set(None)
         try:
@@ -46,7 +48,6 @@ def execute(job: Job, worker_id: str) -> str:
         except Deferred as exc:
             # No request was sent: the attempt does not count.
             attempt.delete()
-            Job.objects.filter(pk=job.pk).update(attempts=F("attempts") - 1)
             return _release(job, worker_id, timezone.now() + timedelta(seconds=exc.wait), reason="rate_limit_wait")
         except ProviderError as exc:
             return _failed(job, worker_id, attempt, started, exc)
@@ -89,7 +90,6 @@ def _failed(job: Job, worker_id: str, attempt: Attempt, started: float, exc: Pro
         # A bad token fails every job alike: pause the lane instead of filling the review queue.
         _finish_attempt(attempt, started, "paused", exc.reason, exc.message)
         until = providers.block(job.provider, "paused", exc.reason, exc.message, settings.AUTH_PAUSE_SECONDS)
-        Job.objects.filter(pk=job.pk).update(attempts=F("attempts") - 1)
         return _release(job, worker_id, until, reason=exc.reason, error=exc.message)
     if exc.kind == PERMANENT:
         _finish_attempt(attempt, started, "permanent", exc.reason, exc.message)
@@ -114,11 +114,12 @@ def _failed(job: Job, worker_id: str, attempt: Attempt, started: float, exc: Pro
 
 
 def _release(job: Job, worker_id: str, run_at: object, reason: str, error: str = "") -> str:
-    """Put a job back without a verdict (provider blocked, no rate slot, shutting down)."""
-    state = JobState.RETRYING if job.attempts else JobState.QUEUED
+    """Put a job back without a verdict (provider blocked or paused, no rate slot): the
+    attempt the claim counted does not count."""
+    state = JobState.RETRYING if job.attempts > 1 else JobState.QUEUED
     Job.objects.filter(pk=job.pk, lease_owner=worker_id, state=JobState.RUNNING).update(
         state=state, run_at=run_at, lease_owner="", lease_expires_at=None, reason_code=reason,
-        last_error=error or F("last_error"), updated_at=timezone.now())
+        attempts=F("attempts") - 1, last_error=error or F("last_error"), updated_at=timezone.now())
     return state
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from frontdesk.alerts.evaluate import evaluate as evaluate_alerts
 from frontdesk.alerts.evaluate import take_slot
 from frontdesk.customers.recompute import due_for_expiry, recompute
-from frontdesk.ledger import claim, providers, wakeup
+from frontdesk.ledger import claim, wakeup
 from frontdesk.ledger.models import Attempt, Job, JobState, WorkerHeartbeat
 from frontdesk.ledger.runner import execute
 from frontdesk.logs import get_logger
@@ -48,7 +48,7 @@ class Worker:
     # --- one unit of work -------------------------------------------------------------
     def run_one(self) -> bool:
         """Claim and run one due job; False when there was none."""
-        job = claim.claim(self.worker_id, providers.blocked_providers())
+        job = claim.claim(self.worker_id)
         if job is None:
             return False
         with self.lock:
