@@ -124,12 +124,14 @@ class Pipeline:
     and warmed up: what the e2e and memory runs send their traffic to."""
 
     def __init__(self, env: dict[str, str], tmp: Path, fakes: dict[str, str], label: str,
-                 server: tuple[int, int], concurrency: int) -> None:
+                 server: tuple[int, int], concurrency: int, processes: int) -> None:
         dbtool(env, "reset")
         prepare_fakes(fakes, 0.0, high_limits=True)
         self.env, self.events = env, 0
         self.gunicorn, port = start_gunicorn(env, tmp, label, *server)
-        self.worker = start_worker(env, tmp, label, concurrency)
+        # One worker process per core, as deployed: a process runs Python on one core at a time.
+        self.workers = [start_worker(env, tmp, f"{label}-{i + 1}", concurrency) for i in range(processes)]
+        self.worker = self.workers[0]  # the one whose memory is sampled
         self.url = f"http://127.0.0.1:{port}/webhooks/stripe"
         # Every gunicorn worker past its first request, and a few events delivered end to end
         # (the worker's imports, first rows, its start-up sweep) before anything is measured.
@@ -138,7 +140,7 @@ class Pipeline:
         warm = Sender(self.url, 10.0, "warm", seconds=WARM_UP_EVENTS / 10).start()
         warm.wait()
         if not self.drain(stored(warm), timeout=120)["done"]:
-            raise RuntimeError(f"the warm-up events were not delivered within 120 s (see worker-{label}.log)")
+            raise RuntimeError(f"the warm-up events were not delivered within 120 s (see worker-{label}-*.log)")
         for name in ("circle", "kit"):
             take_fake_calls(fakes[name])  # measured calls only from here on
 
@@ -147,8 +149,12 @@ class Pipeline:
         self.events += events
         return dbtool(self.env, "wait", str(3 * self.events), str(timeout), timeout=timeout + 60)
 
+    def cpu_roots(self) -> dict[str, int]:
+        return {"gunicorn": self.gunicorn.pid, **{f"worker{i + 1}": w.pid for i, w in enumerate(self.workers)}}
+
     def stop(self) -> None:
-        CHILDREN.stop(self.worker)
+        for worker in self.workers:
+            CHILDREN.stop(worker)
         CHILDREN.stop(self.gunicorn)
 
 
@@ -156,12 +162,12 @@ def e2e_phase(env: dict[str, str], tmp: Path, fakes: dict[str, str], fakes_pid: 
               args: argparse.Namespace, db_vendor: str, server: tuple[int, int]) -> dict[str, Any]:
     rate, seconds = args.e2e_rate, plan.e2e_seconds
     log(f"e2e: {rate:g} paid checkouts/s for {seconds:g} s to gunicorn ({config_name(*server)}) + "
-        f"frontdesk worker --concurrency {args.concurrency}, fakes healthy")
-    pipe = Pipeline(env, tmp, fakes, "e2e", server, args.concurrency)
+        f"{args.worker_processes} × frontdesk worker --concurrency {args.concurrency}, fakes healthy")
+    pipe = Pipeline(env, tmp, fakes, "e2e", server, args.concurrency, args.worker_processes)
     try:
         background = wait_for_quiet()
         seen: Seen = {}
-        meter = CpuMeter({"gunicorn": pipe.gunicorn.pid, "worker": pipe.worker.pid, "fakes": fakes_pid},
+        meter = CpuMeter({**pipe.cpu_roots(), "fakes": fakes_pid},
                          include_postgres=db_vendor == "postgresql")
         meter.start()
         sender = Sender(pipe.url, rate, "run", seconds=seconds).start()
@@ -172,6 +178,7 @@ def e2e_phase(env: dict[str, str], tmp: Path, fakes: dict[str, str], fakes_pid: 
     finally:
         pipe.stop()
     result = {"rate_per_s": rate, "seconds": seconds, "server": config_name(*server), "concurrency": args.concurrency,
+              "worker_processes": args.worker_processes,
               **latency_stats(sender.sent, seen), "answers": count_values(s for s, _ in sender.answers),
               "answer_ms": percentiles([a for _, a in sender.answers]),
               "max_send_lag_ms": round(1000 * sender.max_lag, 1), "fake_429": limited,
@@ -189,7 +196,7 @@ def e2e_phase(env: dict[str, str], tmp: Path, fakes: dict[str, str], fakes_pid: 
 def report_e2e(db: str, r: dict[str, Any]) -> list[str]:
     e, a = r["e2e_ms"], r["answer_ms"]
     return [f"\n## {db}: end-to-end latency ({r['rate_per_s']:g} events/s for {r['seconds']:g} s, "
-            f"{r['server']}, worker concurrency {r['concurrency']})\n",
+            f"{r['server']}, {r.get('worker_processes', 1)} worker processes of concurrency {r['concurrency']})\n",
             f"webhook sent → last provider call: p50 {e['p50']} ms, p95 {e['p95']} ms, p99 {e['p99']} ms, "
             f"max {e['max']} ms over {r['measured']} of {r['events']} events; target p95 < "
             f"{r['target_p95_ms']:.0f} ms: {'met' if r['p95_met'] else 'NOT met'}",

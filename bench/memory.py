@@ -1,4 +1,4 @@
-"""Worker memory under steady load: the e2e traffic (paid checkouts at --e2e-rate per second)
+"""Worker memory under steady load: the e2e traffic (paid checkouts at --memory-rate per second)
 kept up for --memory-minutes while the worker's resident memory (VmRSS of it and any children)
 is sampled; the slope of a straight-line fit over the second half says whether it is flat.
 End-to-end latency is followed over the run as well, per tenth of it."""
@@ -45,16 +45,17 @@ def slope_mib_per_hour(samples: list[tuple[float, float]]) -> float | None:
 
 def memory_phase(env: dict[str, str], tmp: Path, fakes: dict[str, str], fakes_pid: int, plan: Plan,
                  args: argparse.Namespace, db_vendor: str, server: tuple[int, int]) -> dict[str, Any]:
-    minutes, interval, rate = plan.memory_minutes, plan.memory_interval, args.e2e_rate
+    minutes, interval, rate = plan.memory_minutes, plan.memory_interval, args.memory_rate
     log(f"memory: {rate:g} paid checkouts/s for {minutes:g} min, worker RSS every {interval:g} s "
-        f"(gunicorn {config_name(*server)}, worker --concurrency {args.concurrency})")
-    pipe = Pipeline(env, tmp, fakes, "memory", server, args.concurrency)
+        f"(gunicorn {config_name(*server)}, {args.worker_processes} × worker --concurrency {args.concurrency}; "
+        f"the first one's RSS)")
+    pipe = Pipeline(env, tmp, fakes, "memory", server, args.concurrency, args.worker_processes)
     seen: Seen = {}
     samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
     limited = 0
     try:
         background = wait_for_quiet()
-        meter = CpuMeter({"gunicorn": pipe.gunicorn.pid, "worker": pipe.worker.pid, "fakes": fakes_pid},
+        meter = CpuMeter({**pipe.cpu_roots(), "fakes": fakes_pid},
                          include_postgres=db_vendor == "postgresql")
         meter.start()
         sender = Sender(pipe.url, rate, "mem").start()

@@ -305,6 +305,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="full-length intake runs to take the median of (default 3)")
     p.add_argument("--events", type=int, default=None, help="paid checkouts per delivery run (default 300; quick 30)")
     p.add_argument("--concurrency", type=int, default=8, help="frontdesk worker --concurrency (default 8)")
+    p.add_argument("--worker-processes", type=int, default=2,
+                   help="frontdesk worker processes for e2e and memory (default 2: one per core, as deployed)")
+    p.add_argument("--memory-rate", type=float, default=5.0,
+                   help="paid checkouts per second during the memory run (default 5: steady traffic that "
+                        "leaves the machine room for the other parts)")
     p.add_argument("--e2e-rate", type=float, default=20.0, help="paid checkouts per second for e2e and memory (default 20)")
     p.add_argument("--e2e-seconds", type=float, default=None, help="length of the e2e run (default 60; quick 10)")
     p.add_argument("--memory-minutes", type=float, default=None, help="length of the memory run (default 60; quick 1)")
