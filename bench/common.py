@@ -65,7 +65,7 @@ class Plan:
     backlog_jobs: int  # Kit jobs queued before the backlog run's worker starts
 
 
-FULL = Plan(intake_seconds=12, sweep_seconds=5, sweep=[(2, 1), (4, 1), (8, 1), (2, 4), (4, 4)],
+FULL = Plan(intake_seconds=12, sweep_seconds=5, sweep=[(2, 1), (4, 1), (2, 4), (2, 8), (4, 4)],
             repeats=3, delivery_events=300, kit_limit_customers=50, wait_timeout=300, concurrency_sweep=True,
             e2e_seconds=60, memory_minutes=60, memory_interval=30, backlog_jobs=10_000)
 QUICK = Plan(intake_seconds=3, sweep_seconds=2, sweep=[(4, 1), (2, 4)], repeats=1, delivery_events=30,
