@@ -75,19 +75,31 @@ def _job(event: Event, key: str) -> Job | None:
 
 def _insert(event: Event, job: Job | None, log_entry: IntakeLog | None) -> None:
     """Insert the event, its job and the log row, all or nothing. The unique (provider,
-    event_id) constraint is the deduplication: a duplicate raises IntegrityError."""
+    event_id) constraint is the deduplication: a duplicate raises IntegrityError.
+
+    The statements are built before the transaction starts (what ``Model.save()`` would do,
+    from the models), so the transaction is only the database's own work: on PostgreSQL one
+    statement, on SQLite three executed back to back while its one write lock is held."""
     if connection.vendor == "postgresql":
         _insert_in_one_statement(event, job, log_entry)
-        return
-    with transaction.atomic():
-        event.pk = None
-        event.save(force_insert=True)
-        if job is not None:
-            job.pk, job.event_id = None, event.pk
-            job.save(force_insert=True)
-        if log_entry is not None:
-            log_entry.pk = None
-            log_entry.save(force_insert=True)
+    else:
+        _insert_back_to_back(event, job, log_entry)
+
+
+def _insert_back_to_back(event: Event, job: Job | None, log_entry: IntakeLog | None) -> None:
+    """SQLite: BEGIN IMMEDIATE takes the write lock that every other writer queues for, so
+    nothing but the inserts may happen while it is held (ORM work in between halved the
+    intake's throughput; docs/performance.md). The job finds its event by last_insert_rowid()."""
+    statements = [_insert_sql(event)]
+    if job is not None:
+        statements.append(_insert_sql(job, event_column="event_id", event_sql="last_insert_rowid()"))
+    if log_entry is not None:
+        statements.append(_insert_sql(log_entry))
+    with transaction.atomic(), connection.cursor() as cursor:
+        for number, (sql, params) in enumerate(statements):
+            cursor.execute(sql, params)
+            if number == 0:
+                event.pk = cursor.lastrowid
 
 
 def _insert_in_one_statement(event: Event, job: Job | None, log_entry: IntakeLog | None) -> None:
@@ -97,16 +109,13 @@ def _insert_in_one_statement(event: Event, job: Job | None, log_entry: IntakeLog
     statement is atomic on its own; inside a caller's transaction a savepoint keeps a
     duplicate from spoiling it."""
     parts, params = [], []
-    for name, obj, extra in (("e", event, None), ("j", job, "event_id"), ("l", log_entry, None)):
+    for name, obj in (("e", event), ("j", job), ("l", log_entry)):
         if obj is None:
             continue
-        columns, values = _columns_and_values(obj, skip=extra)
-        if extra is None:
-            parts.append(f"{name} AS (INSERT INTO {obj._meta.db_table} ({', '.join(columns)}) "
-                         f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id)")
-        else:  # the job points at the event inserted above
-            parts.append(f"{name} AS (INSERT INTO {obj._meta.db_table} ({', '.join(columns)}, {extra}) "
-                         f"SELECT {', '.join(['%s'] * len(values))}, id FROM e RETURNING id)")
+        # The job points at the event inserted above.
+        sql, values = (_insert_sql(obj, event_column="event_id", event_sql="(SELECT id FROM e)") if name == "j"
+                       else _insert_sql(obj))
+        parts.append(f"{name} AS ({sql} RETURNING id)")
         params.extend(values)
     if job is not None:  # wake the workers when this commits (frontdesk/ledger/wakeup.py)
         parts.append(f"n AS ({NOTIFY_SQL})")
@@ -119,10 +128,18 @@ def _insert_in_one_statement(event: Event, job: Job | None, log_entry: IntakeLog
             event.pk = cursor.fetchone()[0]
 
 
-def _columns_and_values(obj: Model, skip: str | None) -> tuple[list[str], list[Any]]:
-    """What ``Model.save()`` would insert: every concrete field but the primary key, after
-    ``pre_save`` (auto_now) and the field's conversion for the database."""
+def _insert_sql(obj: Model, event_column: str | None = None, event_sql: str = "") -> tuple[str, list[Any]]:
+    """``INSERT`` of what ``Model.save()`` would insert: every concrete field but the primary
+    key, after ``pre_save`` (auto_now) and the field's conversion for the database; with
+    ``event_column`` set to the SQL expression ``event_sql`` instead of a value."""
     quote = connection.ops.quote_name
-    fields = [f for f in obj._meta.concrete_fields if not f.primary_key and f.column != skip]
-    return ([quote(f.column) for f in fields],
-            [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in fields])
+    fields = [f for f in obj._meta.concrete_fields if not f.primary_key and f.column != event_column]
+    columns = [quote(f.column) for f in fields]
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in fields]
+    placeholders = ["%s"] * len(values)
+    if event_column is not None:
+        columns.append(quote(event_column))
+        placeholders.append(event_sql)
+    sql = (f"INSERT INTO {quote(obj._meta.db_table)} ({', '.join(columns)}) "  # nosec B608  # names from the models; values are %s parameters
+           f"VALUES ({', '.join(placeholders)})")
+    return sql, values
