@@ -235,11 +235,12 @@ def _database() -> dict[str, object]:
 
 
 DATABASES = {"default": _database()}
-# How long an idle worker thread waits before looking at the queue again. On PostgreSQL a new
-# job wakes it at once (LISTEN/NOTIFY, ledger/wakeup.py), so the poll only bounds the delay of a
-# retry coming due; SQLite has no such notice between processes, so it looks more often.
+# How long (on average: it is jittered) an idle worker thread waits before looking at the queue
+# again. It bounds how soon a new event is picked up (ledger/wakeup.py); on PostgreSQL a job
+# queued by another job wakes the workers at once (LISTEN/NOTIFY), SQLite has no such notice
+# between processes and looks more often.
 WORKER_POLL_SECONDS = conf.number(
-    "FRONTDESK_WORKER_POLL", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.25, minimum=0.01)
+    "FRONTDESK_WORKER_POLL", 0.5 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.25, minimum=0.01)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

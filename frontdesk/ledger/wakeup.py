@@ -1,12 +1,17 @@
 """Waking idle worker threads when work arrives, instead of letting it wait for their next look.
 
-On PostgreSQL every transaction that adds a job also sends ``NOTIFY frontdesk_jobs``, which
-PostgreSQL delivers when (and only if) it commits, to every listening worker on any host. Each
-worker process keeps one listening connection; a notification rings its :class:`Doorbell`,
-and the idle threads claim at once. The poll (``FRONTDESK_WORKER_POLL``) remains the fallback:
-for a retry whose time has come, a lost listening connection, and SQLite, which has no
-notifications between processes (there a finished job rings the bell of its own process, so
-the jobs it queued start without waiting).
+On PostgreSQL a worker's transaction that adds a job (an event's processing queueing its syncs,
+a rerun) also sends ``NOTIFY frontdesk_jobs``, which PostgreSQL delivers when (and only if) it
+commits, to every listening worker on any host. Each worker process keeps one listening
+connection; a notification rings its :class:`Doorbell`, and the idle threads claim at once.
+Within one process a finished job rings the bell too, on both databases.
+
+The intake sends no notice: PostgreSQL serialises the commits of notifying transactions (a
+cluster-wide lock held through the WAL flush), which cost the intake a fifth of its rate at a
+few hundred webhooks per second. New events are found by the idle threads' polls
+(``FRONTDESK_WORKER_POLL``), jittered so that N idle threads look about every poll ÷ (N + 1)
+seconds between them. The poll is also the fallback for a retry whose time has come, a lost
+listening connection, and SQLite, which has no notifications between processes.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ of after their lease runs out.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import threading
@@ -100,7 +101,9 @@ class Worker:
             finally:
                 close_old_connections()
             if not found:
-                self.bell.wait(rings, self.poll)
+                # Jittered, so that idle threads look at staggered times: a new event (the intake
+                # sends no notice, see wakeup.py) waits about poll ÷ (idle threads + 1).
+                self.bell.wait(rings, self.poll * (0.5 + random.random()))  # nosec B311  # timing, not security
         connection.close()
 
     def _housekeeping_loop(self) -> None:
