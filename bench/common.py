@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,7 @@ def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> Non
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError, HTTPException):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")

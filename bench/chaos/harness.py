@@ -35,6 +35,8 @@ from frontdesk.intake import signature
 
 from .scenario import Scenario
 
+from common import wait_http_ok  # noqa: E402  (bench/ is on sys.path: bench/chaos.py, tests/test_chaos.py)
+
 PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parents[2]
 CIRCLE_TOKEN, KIT_KEY, STRIPE_KEY = "circle-test-token", "kit-test-key", "sk_test_frontdesk"
@@ -131,21 +133,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {proc.returncode} (see its log)")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
 
 
 def child_env(base: dict[str, str], fakes: dict[str, FakeServer], secret: str) -> dict[str, str]:
